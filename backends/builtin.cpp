@@ -1,0 +1,15 @@
+#include "backends/builtin.h"
+
+#include "baselines/bm25/bm25_backend.h"
+
+namespace msabench {
+
+void register_builtin_backends() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  auto& r = BackendRegistry::instance();
+  register_bm25_backend(r);
+}
+
+}  // namespace msabench

@@ -1,0 +1,125 @@
+#include "core/text.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+
+namespace msabench {
+
+namespace {
+inline bool token_byte(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+}  // namespace
+
+std::vector<std::string> analyze(std::string_view text) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : text) {
+    if (token_byte(static_cast<unsigned char>(ch))) {
+      cur.push_back(lower(ch));
+    } else if (!cur.empty()) {
+      out.push_back(std::move(cur));
+      cur.clear();
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+std::string to_lower_ascii(std::string_view text) {
+  std::string s(text);
+  for (auto& c : s) c = lower(c);
+  return s;
+}
+
+std::vector<std::string> squad_tokens(std::string_view text) {
+  // string.punctuation in Python: !"#$%&'()*+,-./:;<=>?@[\]^_`{|}~
+  static const std::string_view punct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+  std::string cleaned;
+  cleaned.reserve(text.size());
+  for (char c : text) {
+    if (punct.find(c) != std::string_view::npos) continue;
+    cleaned.push_back(lower(c));
+  }
+  std::vector<std::string> words;
+  std::string cur;
+  auto flush = [&] {
+    if (!cur.empty() && cur != "a" && cur != "an" && cur != "the") words.push_back(cur);
+    cur.clear();
+  };
+  for (char c : cleaned) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') flush();
+    else cur.push_back(c);
+  }
+  flush();
+  return words;
+}
+
+std::string squad_normalize(std::string_view text) {
+  std::string out;
+  for (const auto& w : squad_tokens(text)) {
+    if (!out.empty()) out.push_back(' ');
+    out += w;
+  }
+  return out;
+}
+
+int64_t parse_token_count(const std::string& text) {
+  if (text.empty()) throw Error("empty token count");
+  size_t idx = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &idx);
+  } catch (const std::exception&) {
+    throw Error("'" + text + "' is not a token count (examples: 16K, 1M, 4096)");
+  }
+  std::string suffix = text.substr(idx);
+  double mult = 1;
+  if (suffix == "K" || suffix == "k") mult = 1024;
+  else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
+  else if (!suffix.empty()) throw Error("'" + text + "' is not a token count (suffix must be K, M or G)");
+  double t = v * mult;
+  if (!(t >= 1) || t > 1e12) throw Error("token count '" + text + "' is out of range");
+  return static_cast<int64_t>(std::llround(t));
+}
+
+std::string format_token_count(int64_t tokens) {
+  const int64_t K = 1024, M = K * K, G = M * K;
+  if (tokens >= G && tokens % G == 0) return std::to_string(tokens / G) + "G";
+  if (tokens >= M && tokens % M == 0) return std::to_string(tokens / M) + "M";
+  if (tokens >= K && tokens % K == 0) return std::to_string(tokens / K) + "K";
+  return std::to_string(tokens);
+}
+
+uint64_t fnv1a64(std::string_view data, uint64_t h) {
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = s[i];
+    int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+    if (n < 0 || s.size() - i <= static_cast<size_t>(n)) return false;
+    for (int j = 1; j <= n; ++j)
+      if ((static_cast<unsigned char>(s[i + j]) >> 6) != 2) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+}  // namespace msabench

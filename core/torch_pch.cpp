@@ -1,0 +1,1 @@
+// Compiles <torch/torch.h> once into the shared precompiled header (see CMakeLists.txt).

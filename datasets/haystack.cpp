@@ -1,0 +1,127 @@
+#include "datasets/haystack.h"
+
+#include <zlib.h>
+
+#include <cstdlib>
+#include <mutex>
+
+#include "core/error.h"
+
+namespace msabench {
+
+namespace {
+
+const char* const kNoise[] = {"The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
+                              "There and back again."};
+
+class NoiseSource : public SentenceSource {
+ public:
+  explicit NoiseSource(size_t start) : i_(start % 5) {}
+  std::string name() const override { return "noise"; }
+  const std::string& next() override {
+    cur_ = kNoise[i_];
+    i_ = (i_ + 1) % 5;
+    return cur_;
+  }
+
+ private:
+  size_t i_;
+  std::string cur_;
+};
+
+class EssaySource : public SentenceSource {
+ public:
+  explicit EssaySource(size_t start) : sentences_(essay_sentences()), i_(start % sentences_.size()) {}
+  std::string name() const override { return "essay"; }
+  const std::string& next() override {
+    const std::string& s = sentences_[i_];
+    i_ = (i_ + 1) % sentences_.size();
+    return s;
+  }
+
+ private:
+  const std::vector<std::string>& sentences_;
+  size_t i_;
+};
+
+std::string read_maybe_gzip(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");  // zlib reads plain files transparently too
+  if (!f) throw Error(path + ": cannot open essay source (install dict-devil: scripts/setup.sh)");
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, n);
+  int err = 0;
+  const char* msg = gzerror(f, &err);
+  std::string emsg = msg ? msg : "";
+  gzclose(f);
+  if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) throw Error(path + ": corrupt essay source (" + emsg + ")");
+  return out;
+}
+
+}  // namespace
+
+std::string essay_source_path() {
+  const char* env = std::getenv("MSABENCH_ESSAY_FILE");
+  return env && *env ? env : "/usr/share/dictd/devil.dict.dz";
+}
+
+std::vector<std::string> split_sentences(const std::string& text) {
+  std::string flat;
+  flat.reserve(text.size());
+  bool space = false;
+  for (char c : text) {
+    bool ws = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+    if (ws) {
+      space = true;
+      continue;
+    }
+    if (space && !flat.empty()) flat.push_back(' ');
+    space = false;
+    flat.push_back(c);
+  }
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i + 2 < flat.size(); ++i) {
+    char c = flat[i];
+    if ((c == '.' || c == '!' || c == '?') && flat[i + 1] == ' ' && flat[i + 2] >= 'A' && flat[i + 2] <= 'Z') {
+      out.push_back(flat.substr(start, i + 1 - start));
+      start = i + 2;
+    }
+  }
+  if (start < flat.size()) out.push_back(flat.substr(start));
+  return out;
+}
+
+const std::vector<std::string>& essay_sentences() {
+  static std::once_flag once;
+  static std::vector<std::string> sentences;
+  static std::string error;
+  std::call_once(once, [] {
+    try {
+      std::string path = essay_source_path();
+      std::string text = read_maybe_gzip(path);
+      // dictd files start with database headers (00-database-*): begin at the preface.
+      auto pos = text.find("PREFACE");
+      if (pos != std::string::npos) text = text.substr(pos + 7);
+      for (auto& s : split_sentences(text)) {
+        // keep prose-like sentences; drop headword lines and tiny fragments
+        if (s.size() >= 20) sentences.push_back(std::move(s));
+      }
+      if (sentences.size() < 100) throw Error(path + ": essay source has too little text (" +
+                                              std::to_string(sentences.size()) + " sentences)");
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  });
+  if (!error.empty()) throw Error(error);
+  return sentences;
+}
+
+std::unique_ptr<SentenceSource> make_sentence_source(const std::string& kind, size_t start_offset) {
+  if (kind == "noise") return std::make_unique<NoiseSource>(start_offset);
+  if (kind == "essay") return std::make_unique<EssaySource>(start_offset);
+  throw Error("unknown haystack '" + kind + "' (noise, essay)");
+}
+
+}  // namespace msabench

@@ -1,0 +1,61 @@
+// RULER-style needle-in-a-haystack generator that builds a *memory corpus* per sample:
+// the haystack (plus needles) is split at sentence boundaries into documents of about
+// `doc_tokens` tokens, so each query has gold document ids as well as gold values.
+// Semantics follow RULER's niah.py (see ../shared/reference/anchors.md section 1).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/dataset.h"
+#include "core/tokenizer.h"
+
+namespace msabench {
+
+struct NiahTask {
+  std::string name;
+  std::string haystack;    // noise | essay
+  std::string key_type;    // words | uuids
+  std::string value_type;  // numbers | uuids
+  int num_keys = 1;        // needles with distinct keys (distractors included)
+  int num_values = 1;      // values per key
+  int num_queries = 1;     // keys asked in the query
+};
+
+// The subtasks this generator implements (RULER niah_multikey_2/3, whose haystack is made
+// of distractor needles, arrive with the datasets issue).
+const std::vector<NiahTask>& niah_tasks();
+const NiahTask& find_niah_task(const std::string& name);  // throws Error listing known names
+
+struct NiahConfig {
+  std::string task = "niah_single_1";
+  int64_t target_tokens = 16384;  // memory size per sample, counted by the TokenCounter
+  int samples = 10;
+  uint64_t seed = 42;
+  int64_t doc_tokens = 512;       // document size (documents end at sentence boundaries)
+  // Depths (0..100 %) for the first queried needle, cycled over samples. Empty: every needle's
+  // depth is drawn without replacement from RULER's 40-point grid round(linspace(0,100,40)).
+  std::vector<double> depths;
+};
+
+class NiahGenerator {
+ public:
+  NiahGenerator(NiahConfig cfg, const TokenCounter& counter);
+  // Deterministic: depends only on (seed, task, target_tokens, doc_tokens, depths, index).
+  MemoryCorpus sample(int index) const;
+  Dataset all() const;  // every sample, in order
+  nlohmann::json describe() const;  // generator parameters for dataset/result metadata
+  const NiahConfig& config() const { return cfg_; }
+
+ private:
+  NiahConfig cfg_;
+  const NiahTask& task_;
+  const TokenCounter& counter_;
+};
+
+// Key/value generators (exposed for tests).
+std::string niah_word_key(uint64_t r);      // adjective-noun
+std::string niah_uuid(uint64_t hi, uint64_t lo);
+
+}  // namespace msabench

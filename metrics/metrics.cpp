@@ -1,0 +1,133 @@
+#include "metrics/metrics.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "core/text.h"
+
+namespace msabench {
+
+double recall_at_k(const std::vector<std::string>& gold, const std::vector<ScoredDoc>& ranked, int k) {
+  if (gold.empty()) return 0.0;
+  std::set<std::string> g(gold.begin(), gold.end());
+  size_t hit = 0;
+  const size_t n = std::min(ranked.size(), static_cast<size_t>(std::max(k, 0)));
+  for (size_t i = 0; i < n; ++i) hit += g.erase(ranked[i].id);
+  return static_cast<double>(hit) / static_cast<double>(std::set<std::string>(gold.begin(), gold.end()).size());
+}
+
+double mrr_at_k(const std::vector<std::string>& gold, const std::vector<ScoredDoc>& ranked, int k) {
+  std::set<std::string> g(gold.begin(), gold.end());
+  const size_t n = std::min(ranked.size(), static_cast<size_t>(std::max(k, 0)));
+  for (size_t i = 0; i < n; ++i)
+    if (g.count(ranked[i].id)) return 1.0 / static_cast<double>(i + 1);
+  return 0.0;
+}
+
+double string_match_all(const std::vector<std::string>& gold, const std::string& prediction) {
+  if (gold.empty()) return 0.0;
+  // RULER post-processing: control characters become newlines; then lower-case substring test.
+  std::string pred = prediction;
+  for (auto& c : pred)
+    if (static_cast<unsigned char>(c) < 0x20) c = '\n';
+  pred = to_lower_ascii(pred);
+  size_t hit = 0;
+  for (const auto& g : gold) hit += pred.find(to_lower_ascii(g)) != std::string::npos;
+  return static_cast<double>(hit) / static_cast<double>(gold.size());
+}
+
+double exact_match(const std::vector<std::string>& gold, const std::string& prediction) {
+  const std::string p = squad_normalize(prediction);
+  for (const auto& g : gold)
+    if (squad_normalize(g) == p) return 1.0;
+  return 0.0;
+}
+
+double token_f1(const std::vector<std::string>& gold, const std::string& prediction) {
+  const auto p = squad_tokens(prediction);
+  double best = 0.0;
+  for (const auto& g : gold) {
+    const auto t = squad_tokens(g);
+    if (p.empty() || t.empty()) {
+      best = std::max(best, p == t ? 1.0 : 0.0);
+      continue;
+    }
+    std::map<std::string, int> counts;
+    for (const auto& w : t) ++counts[w];
+    int common = 0;
+    for (const auto& w : p) {
+      auto it = counts.find(w);
+      if (it != counts.end() && it->second > 0) {
+        ++common;
+        --it->second;
+      }
+    }
+    if (common == 0) continue;
+    const double precision = static_cast<double>(common) / p.size();
+    const double recall = static_cast<double>(common) / t.size();
+    best = std::max(best, 2 * precision * recall / (precision + recall));
+  }
+  return best;
+}
+
+namespace {
+
+class RecallAtK : public Metric {
+ public:
+  explicit RecallAtK(int k) : k_(k) {}
+  std::string name() const override { return "recall@" + std::to_string(k_); }
+  std::string description() const override { return "fraction of gold documents in the top " + std::to_string(k_); }
+  std::optional<double> score(const Query& q, const Answer& a) const override {
+    if (q.gold_doc_ids.empty()) return std::nullopt;
+    return recall_at_k(q.gold_doc_ids, a.retrieved, k_);
+  }
+
+ private:
+  int k_;
+};
+
+class MrrAt10 : public Metric {
+ public:
+  std::string name() const override { return "mrr@10"; }
+  std::string description() const override { return "reciprocal rank of the first gold document (top 10)"; }
+  std::optional<double> score(const Query& q, const Answer& a) const override {
+    if (q.gold_doc_ids.empty()) return std::nullopt;
+    return mrr_at_k(q.gold_doc_ids, a.retrieved, 10);
+  }
+};
+
+// Answer metrics share the "needs a generated answer and gold answers" rule.
+class AnswerMetric : public Metric {
+ public:
+  using Fn = double (*)(const std::vector<std::string>&, const std::string&);
+  AnswerMetric(std::string name, std::string desc, Fn fn) : name_(std::move(name)), desc_(std::move(desc)), fn_(fn) {}
+  std::string name() const override { return name_; }
+  std::string description() const override { return desc_; }
+  std::optional<double> score(const Query& q, const Answer& a) const override {
+    if (a.retrieval_only || q.answers.empty()) return std::nullopt;
+    return fn_(q.answers, a.text);
+  }
+
+ private:
+  std::string name_, desc_;
+  Fn fn_;
+};
+
+}  // namespace
+
+MetricList default_metrics() {
+  MetricList m;
+  m.push_back(std::make_unique<RecallAtK>(1));
+  m.push_back(std::make_unique<RecallAtK>(5));
+  m.push_back(std::make_unique<RecallAtK>(10));
+  m.push_back(std::make_unique<MrrAt10>());
+  m.push_back(std::make_unique<AnswerMetric>("ruler_string_match_all",
+                                             "RULER: fraction of gold strings contained in the answer",
+                                             &string_match_all));
+  m.push_back(std::make_unique<AnswerMetric>("exact_match", "SQuAD exact match (max over gold)", &exact_match));
+  m.push_back(std::make_unique<AnswerMetric>("token_f1", "SQuAD token F1 (max over gold)", &token_f1));
+  return m;
+}
+
+}  // namespace msabench
