@@ -12,6 +12,7 @@ PACKAGES=(
   libfaiss-dev libhnswlib-dev
   liblucene++-dev libboost-dev
   nlohmann-json3-dev libcli11-dev zlib1g-dev
+  libpcre2-dev libutf8proc-dev libcpp-httplib-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dict-devil
 )
