@@ -6,25 +6,19 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "core/io.h"
 #include "core/result.h"
 
 namespace fs = std::filesystem;
 using namespace msabench;
+using msabench::testing::error_of;
 
 namespace {
 std::string write_tmp(const std::string& name, const std::string& content) {
   fs::path p = fs::temp_directory_path() / ("msabench-io-" + std::to_string(::getpid()) + "-" + name);
   std::ofstream(p) << content;
   return p.string();
-}
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 }  // namespace
 
