@@ -1,0 +1,118 @@
+// Memory Sparse Attention on top of the Qwen3 engine (../shared/reference/msa-reference.md §4-6).
+//   Stage 1  encode_memory(): documents processed independently (doc-local RoPE, causal within the
+//            document); router layers keep per-chunk means of K (post-norm, post-RoPE), V and the
+//            router key (raw); every layer keeps the 3-token template-prefix K/V.
+//   Stage 2  prefill(): the prompt (positions from 3 + k) routes in every router layer: router query
+//            vs pooled router keys -> reduce heads, query tokens, chunks -> top-k documents; attends to
+//            [template KV; all chunks of the selected documents; prompt (causal)].
+//   Stage 3  decode_step(): ordinary KV-cached decoding over that assembled context.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/model/qwen3.h"
+
+namespace msabench {
+
+enum class RoutingSimilarity {
+  ScaledDot,  // q.k / sqrt(D), no normalisation: the released engine with INFONCE_DECOUPLE
+  Cosine,     // L2-normalised q and pooled k, scale 1: training and the paper (Eq. 2)
+};
+enum class QueryReduce { Max, Mean, Last };
+
+struct MsaOptions {
+  int doc_top_k = 16;
+  RoutingSimilarity similarity = RoutingSimilarity::ScaledDot;
+  Reduce head_reduce = Reduce::Mean;
+  QueryReduce query_reduce = QueryReduce::Max;
+  Reduce chunk_reduce = Reduce::Max;
+  int pooling_kernel_size = 64;
+  // First position of the prompt. Code rule: 3 template positions + doc_top_k slots (= 19);
+  // the paper's variant starts at doc_top_k.
+  int64_t query_position_start = 19;
+  int64_t score_tile_chunks = 16384;   // routing is tiled over chunks to bound peak memory
+  int64_t stage1_token_budget = 8192;  // padded tokens per stage-1 forward (documents are batched)
+
+  // Defaults as the reference engine reads a checkpoint config (msa-reference §6.3, §13, §14).
+  static MsaOptions from_config(const ModelConfig& cfg);
+  // Paper variant: cosine routing and query positions starting at doc_top_k.
+  void use_paper_variant();
+};
+
+// In-memory memory bank: per router layer the pooled chunk tensors, plus document bookkeeping.
+// (The tiered storage issue puts this behind a storage interface; the layout stays the same.)
+struct MemoryBank {
+  std::vector<int> router_layers;                 // model layer index of each slot
+  std::vector<torch::Tensor> k, v, router_k;      // per slot [Hkv, C, D], model dtype
+  std::vector<int64_t> chunk_doc;                 // [C] document index of every chunk
+  std::vector<int64_t> doc_first_chunk, doc_chunks;  // per document
+  std::vector<torch::Tensor> template_k, template_v;  // per layer [Hkv, T_tpl, D]
+  int64_t num_docs() const { return static_cast<int64_t>(doc_chunks.size()); }
+  int64_t num_chunks() const { return static_cast<int64_t>(chunk_doc.size()); }
+  int64_t bytes() const;  // tensor payload
+  int slot_of_layer(int layer) const;  // -1 if not a router layer
+};
+
+// Per-query routing outcome of one router layer (the reference's recall_topk).
+struct LayerRouting {
+  int layer = 0;
+  std::vector<std::vector<int64_t>> doc_ids;   // [B][k'] best first
+  std::vector<std::vector<double>> scores;     // [B][k']
+};
+
+// Per-layer decode cache with its own validity mask (router layers hold extra chunk entries).
+struct MsaCache {
+  std::vector<torch::Tensor> k, v;   // [B, Hkv, T_l, D]
+  std::vector<torch::Tensor> valid;  // [B, T_l] bool
+  torch::Tensor next_position;       // [B] int64
+};
+
+struct PromptTokens {
+  std::vector<int64_t> ids;
+  std::vector<int> roles;  // per token: 0 routing query, -1 active only, -2 template (msa-reference §4)
+};
+
+class MsaModel {
+ public:
+  MsaModel(Qwen3Model base, MsaOptions opt);
+  static MsaModel load(const std::string& dir, torch::Dtype dtype = torch::kFloat32);
+
+  // Stage 1. docs: token ids of each memory document (already wrapped in the document template);
+  // template_ids: the template head (3 tokens for Qwen3: "<|im_start|>user\n").
+  MemoryBank encode_memory(const std::vector<std::vector<int64_t>>& docs, const std::vector<int64_t>& template_ids,
+                           const std::function<void(int64_t done_docs)>& progress = {}) const;
+
+  // Stage 2. Returns last-token logits [B, V]; fills cache and routing (one entry per router layer).
+  torch::Tensor prefill(const MemoryBank& bank, const std::vector<PromptTokens>& prompts, MsaCache& cache,
+                        std::vector<LayerRouting>* routing = nullptr) const;
+  // Stage 3. ids [B, n] appended at cache.next_position; step_valid [B, n] (false: frozen sample).
+  torch::Tensor decode_step(const torch::Tensor& ids, MsaCache& cache, const torch::Tensor& step_valid = {}) const;
+
+  // Routing core, exposed for tests and benchmarks. q_router [B, H, L, D]; routing_mask [B, L] bool;
+  // router_k [Hkv, C, D]; chunk_doc [C] (int64, document of each chunk). Returns doc scores [B, N]
+  // (fp32; documents without chunks get the lowest float).
+  torch::Tensor document_scores(const torch::Tensor& q_router, const torch::Tensor& routing_mask,
+                                const torch::Tensor& router_k, const torch::Tensor& chunk_doc, int64_t num_docs) const;
+  // Top-k' = min(k, N) per row, ties to the lower document id.
+  static void top_k_documents(const torch::Tensor& doc_scores, int k, std::vector<std::vector<int64_t>>& ids,
+                              std::vector<std::vector<double>>& scores);
+
+  const Qwen3Model& base() const { return base_; }
+  Qwen3Model& base() { return base_; }
+  const MsaOptions& options() const { return opt_; }
+  MsaOptions& options() { return opt_; }
+
+ private:
+  Qwen3Model base_;
+  MsaOptions opt_;
+};
+
+// Chunk means of x [B, H, L, D] for sequences of the given lengths (valid tokens are the first
+// lengths[b] positions): returns [H, sum_b ceil(len_b/P), D] in fp32, chunks ordered by (b, chunk).
+torch::Tensor pool_chunks(const torch::Tensor& x, const std::vector<int64_t>& lengths, int64_t P);
+
+}  // namespace msabench
