@@ -234,13 +234,24 @@ torch::Tensor MsaModel::document_scores(const torch::Tensor& q_router, const tor
   const bool doc_max = opt_.chunk_reduce == Reduce::Max;
   auto acc = doc_max ? torch::full({B, num_docs}, kLowest, fopts) : torch::zeros({B, num_docs}, fopts);
   auto cnt = torch::zeros({num_docs}, fopts);
+  // Mean over heads commutes with the dot product: sum the query heads that share a KV head once,
+  // then one [B*L, D] x [D, n] product per KV head replaces H of them (released config path).
+  const bool fold_heads = opt_.head_reduce == Reduce::Mean;
+  torch::Tensor q_fold;  // [Hk, B*L, D]
+  if (fold_heads) q_fold = (q5.sum(2) * (scale / H)).permute({1, 0, 2, 3}).reshape({Hk, B * L, D}).contiguous();
   for (int64_t c0 = 0; c0 < C; c0 += opt_.score_tile_chunks) {
     const int64_t n = std::min(opt_.score_tile_chunks, C - c0);
     auto kt = router_k.narrow(1, c0, n).to(torch::kFloat32);                         // [Hk, n, D]
     if (cosine) kt = kt / kt.norm(2, -1, true).clamp_min(1e-12);
-    auto s = torch::matmul(q5, kt.transpose(1, 2).unsqueeze(0).unsqueeze(2)) * scale;  // [B, Hk, G, L, n]
-    s = s.view({B, H, L, n});
-    auto per_tok = opt_.head_reduce == Reduce::Mean ? s.mean(1) : s.amax(1);          // [B, L, n]
+    torch::Tensor per_tok;                                                             // [B, L, n]
+    if (fold_heads) {
+      auto acc_s = torch::mm(q_fold[0], kt[0].t());
+      for (int64_t g = 1; g < Hk; ++g) acc_s.addmm_(q_fold[g], kt[g].t());
+      per_tok = acc_s.view({B, L, n});
+    } else {
+      auto s = torch::matmul(q5, kt.transpose(1, 2).unsqueeze(0).unsqueeze(2)) * scale;  // [B, Hk, G, L, n]
+      per_tok = s.view({B, H, L, n}).amax(1);
+    }
     torch::Tensor chunk;                                                               // [B, n]
     switch (opt_.query_reduce) {
       case QueryReduce::Max:
