@@ -4,8 +4,10 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <random>
 
 #include "core/error.h"
+#include "datasets/niah.h"
 
 namespace msabench {
 
@@ -118,10 +120,46 @@ const std::vector<std::string>& essay_sentences() {
   return sentences;
 }
 
+namespace {
+
+class NeedleSource : public SentenceSource {
+ public:
+  NeedleSource(std::string key_type, std::string value_type, uint64_t seed, std::set<std::string> exclude)
+      : key_type_(std::move(key_type)), value_type_(std::move(value_type)), rng_(seed), exclude_(std::move(exclude)) {
+    if (key_type_ != "words" && key_type_ != "uuids")
+      throw Error("needle haystack: unknown key type '" + key_type_ + "'");
+    if (value_type_ != "numbers" && value_type_ != "uuids")
+      throw Error("needle haystack: unknown value type '" + value_type_ + "'");
+  }
+  std::string name() const override { return "needle"; }
+  const std::string& next() override {
+    std::string key;
+    do {
+      key = key_type_ == "uuids" ? niah_uuid_from(rng_) : niah_word_key(rng_());
+    } while (exclude_.count(key));
+    std::string value = value_type_ == "uuids" ? niah_uuid_from(rng_) : std::to_string(1000000 + rng_() % 9000000);
+    cur_ = "One of the special magic " + value_type_ + " for " + key + " is: " + value + ".";
+    return cur_;
+  }
+
+ private:
+  std::string key_type_, value_type_;
+  std::mt19937_64 rng_;
+  std::set<std::string> exclude_;
+  std::string cur_;
+};
+
+}  // namespace
+
+std::unique_ptr<SentenceSource> make_needle_source(const std::string& key_type, const std::string& value_type,
+                                                   uint64_t seed, std::set<std::string> exclude) {
+  return std::make_unique<NeedleSource>(key_type, value_type, seed, std::move(exclude));
+}
+
 std::unique_ptr<SentenceSource> make_sentence_source(const std::string& kind, size_t start_offset) {
   if (kind == "noise") return std::make_unique<NoiseSource>(start_offset);
   if (kind == "essay") return std::make_unique<EssaySource>(start_offset);
-  throw Error("unknown haystack '" + kind + "' (noise, essay)");
+  throw Error("unknown haystack '" + kind + "' (noise, essay; needle via make_needle_source)");
 }
 
 }  // namespace msabench

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <set>
 
@@ -64,6 +65,8 @@ const std::vector<NiahTask>& niah_tasks() {
       {"niah_single_2", "essay", "words", "numbers", 1, 1, 1},
       {"niah_single_3", "essay", "words", "uuids", 1, 1, 1},
       {"niah_multikey_1", "essay", "words", "numbers", 4, 1, 1},
+      {"niah_multikey_2", "needle", "words", "numbers", 1, 1, 1},
+      {"niah_multikey_3", "needle", "uuids", "uuids", 1, 1, 1},
       {"niah_multivalue", "essay", "words", "numbers", 1, 4, 1},
       {"niah_multiquery", "essay", "words", "numbers", 4, 1, 4},
   };
@@ -97,9 +100,19 @@ nlohmann::json NiahGenerator::describe() const {
           {"essay_source", task_.haystack == "essay" ? essay_source_path() : ""}};
 }
 
+std::string NiahGenerator::corpus_id(int index) const {
+  return task_.name + "-" + format_token_count(cfg_.target_tokens) + "-s" + std::to_string(index);
+}
+
 MemoryCorpus NiahGenerator::sample(int index) const {
-  const std::string corpus_id = task_.name + "-" + format_token_count(cfg_.target_tokens) + "-s" +
-                                std::to_string(index);
+  std::vector<Document> docs;
+  MemoryCorpus corpus = generate(index, [&](Document&& d) { docs.push_back(std::move(d)); });
+  corpus.documents = std::move(docs);
+  return corpus;
+}
+
+MemoryCorpus NiahGenerator::generate(int index, const std::function<void(Document&&)>& on_document) const {
+  const std::string corpus_id = this->corpus_id(index);
   uint64_t h = fnv1a64(task_.name, cfg_.seed * 0x9E3779B97F4A7C15ULL + 1);
   h = fnv1a64(std::to_string(cfg_.target_tokens) + "/" + std::to_string(index), h);
   std::mt19937_64 rng(h);
@@ -109,11 +122,11 @@ MemoryCorpus NiahGenerator::sample(int index) const {
   std::set<std::string> used_keys;
   std::vector<std::string> keys;
   while (static_cast<int>(keys.size()) < num_keys) {
-    std::string k = task_.key_type == "uuids" ? niah_uuid(rng(), rng()) : niah_word_key(rng());
+    std::string k = task_.key_type == "uuids" ? niah_uuid_from(rng) : niah_word_key(rng());
     if (used_keys.insert(k).second) keys.push_back(k);
   }
   auto make_value = [&] {
-    if (task_.value_type == "uuids") return niah_uuid(rng(), rng());
+    if (task_.value_type == "uuids") return niah_uuid_from(rng);
     return std::to_string(1000000 + draw(rng, 9000000));  // 7-digit number
   };
   // Which keys are asked: the first num_queries of a shuffled copy.
@@ -143,6 +156,9 @@ MemoryCorpus NiahGenerator::sample(int index) const {
     if (n.queried && !fixed_used && !cfg_.depths.empty()) {
       n.depth = cfg_.depths[index % cfg_.depths.size()];
       fixed_used = true;
+    } else if (task_.haystack == "needle") {
+      // RULER inserts into a needle haystack at uniformly random line indices, not on the grid.
+      n.depth = static_cast<double>(draw(rng, 1000001)) / 10000.0;
     } else {
       n.depth = grid[g++ % grid.size()];
     }
@@ -160,18 +176,27 @@ MemoryCorpus NiahGenerator::sample(int index) const {
   // ---- stream haystack sentences, inserting needles, cutting documents at sentence boundaries
   MemoryCorpus corpus;
   corpus.id = corpus_id;
-  auto source = make_sentence_source(task_.haystack, draw(rng, 1u << 30));
+  std::unique_ptr<SentenceSource> source;
+  if (task_.haystack == "needle") {
+    // Distractor needles must never reuse a real key: the small word-key space would otherwise
+    // give a queried key a second, wrong value at large sizes (RULER's 10M-word space hides this).
+    std::set<std::string> exclude(keys.begin(), keys.end());
+    source = make_needle_source(task_.key_type, task_.value_type, rng(), std::move(exclude));
+  } else {
+    source = make_sentence_source(task_.haystack, draw(rng, 1u << 30));
+  }
+  size_t num_docs = 0;
   std::string doc_text;
   int64_t doc_len = 0;
   std::vector<Needle*> in_doc;
   auto flush = [&] {
     if (doc_text.empty()) return;
     char idbuf[32];
-    std::snprintf(idbuf, sizeof idbuf, "-d%05zu", corpus.documents.size());
+    std::snprintf(idbuf, sizeof idbuf, "-d%05zu", num_docs++);
     Document d{corpus_id + idbuf, std::move(doc_text)};
     for (Needle* n : in_doc) n->doc_id = d.id;
     corpus.tokens += doc_len;
-    corpus.documents.push_back(std::move(d));
+    on_document(std::move(d));
     doc_text.clear();
     doc_len = 0;
     in_doc.clear();
@@ -185,6 +210,7 @@ MemoryCorpus NiahGenerator::sample(int index) const {
   };
   size_t next_needle = 0;
   int64_t hay = 0;
+  int64_t haystack_sentences = 0;
   while (true) {
     while (next_needle < by_offset.size() && by_offset[next_needle]->offset <= hay) {
       Needle* n = by_offset[next_needle++];
@@ -195,6 +221,7 @@ MemoryCorpus NiahGenerator::sample(int index) const {
     if (hay + len > budget) break;
     append(s, len, nullptr);
     hay += len;
+    ++haystack_sentences;
   }
   while (next_needle < by_offset.size()) {
     Needle* n = by_offset[next_needle++];
@@ -227,7 +254,9 @@ MemoryCorpus NiahGenerator::sample(int index) const {
             {"needles", depth_info},
             {"answer_prefix", "The special magic " + vt + " for " + keystr + " mentioned in the provided text " +
                                   (one ? "is" : "are")},
-            {"distractor_needles", static_cast<int>(needles.size()) - static_cast<int>(q.answers.size())}};
+            {"distractor_needles", static_cast<int>(needles.size()) - static_cast<int>(q.answers.size())},
+            {"haystack", task_.haystack},
+            {"haystack_sentences", haystack_sentences}};
   corpus.queries.push_back(std::move(q));
   return corpus;
 }

@@ -15,7 +15,7 @@ namespace msabench {
 
 struct NiahTask {
   std::string name;
-  std::string haystack;    // noise | essay
+  std::string haystack;    // noise | essay | needle
   std::string key_type;    // words | uuids
   std::string value_type;  // numbers | uuids
   int num_keys = 1;        // needles with distinct keys (distractors included)
@@ -23,8 +23,8 @@ struct NiahTask {
   int num_queries = 1;     // keys asked in the query
 };
 
-// The subtasks this generator implements (RULER niah_multikey_2/3, whose haystack is made
-// of distractor needles, arrive with the datasets issue).
+// RULER's 8 NIAH subtasks. haystack "needle" (niah_multikey_2/3): every haystack sentence is a
+// distractor needle with a fresh random key and value of the task's key/value types.
 const std::vector<NiahTask>& niah_tasks();
 const NiahTask& find_niah_task(const std::string& name);  // throws Error listing known names
 
@@ -44,9 +44,15 @@ class NiahGenerator {
   NiahGenerator(NiahConfig cfg, const TokenCounter& counter);
   // Deterministic: depends only on (seed, task, target_tokens, doc_tokens, depths, index).
   MemoryCorpus sample(int index) const;
+  // Same sample, streamed: each document goes to on_document as soon as it is complete and is
+  // not kept; the returned corpus has id, tokens and queries but no documents. RAM stays
+  // bounded by one document plus the needles, whatever target_tokens is.
+  MemoryCorpus generate(int index, const std::function<void(Document&&)>& on_document) const;
   Dataset all() const;  // every sample, in order
   nlohmann::json describe() const;  // generator parameters for dataset/result metadata
   const NiahConfig& config() const { return cfg_; }
+  const TokenCounter& counter() const { return counter_; }
+  std::string corpus_id(int index) const;  // "<task>-<size>-s<index>", the group of sample index
 
  private:
   NiahConfig cfg_;
@@ -57,5 +63,13 @@ class NiahGenerator {
 // Key/value generators (exposed for tests).
 std::string niah_word_key(uint64_t r);      // adjective-noun
 std::string niah_uuid(uint64_t hi, uint64_t lo);
+// A UUID from two draws in a fixed order (argument evaluation order is unspecified in C++;
+// this is the order GCC used when the committed results were generated: low half first).
+template <class Rng>
+std::string niah_uuid_from(Rng& rng) {
+  const uint64_t lo = rng();
+  const uint64_t hi = rng();
+  return niah_uuid(hi, lo);
+}
 
 }  // namespace msabench

@@ -13,14 +13,21 @@
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/harness.h"
+#include "core/model/msa_train.h"
 #include "core/io.h"
 #include "core/progress.h"
 #include "core/result.h"
 #include "core/text.h"
 #include "core/tokenizer.h"
+#include "datasets/dataset_writer.h"
+#include "datasets/loaders.h"
+#include "datasets/scaling.h"
 #include "datasets/niah.h"
+#include "metrics/calibration.h"
+#include "metrics/compare.h"
 #include "metrics/metrics.h"
 #include "metrics/report.h"
+#include "metrics/stats.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -215,7 +222,11 @@ int cmd_run(RunArgs a) {
     opt.suite = a.suite;
     opt.k = a.k;
     opt.progress = &progress;
+    // The probe is measured next to every cell so `compare` can normalise timings across machines.
+    json calib = calibration_probe();
     json r = run_cell(*backend, p.data, metrics, opt);
+    add_confidence_intervals(r);
+    r["calibration"] = calib;
     const std::string file = (fs::path(staging.path()) / "cells" /
                               (sanitize(p.data.dataset) + "__" + format_token_count(p.data.memory_tokens) + "__" +
                                sanitize(backend->spec()) + ".json"))
@@ -276,49 +287,154 @@ int cmd_retrieve(const std::string& backend_spec, const std::string& corpus, con
 
 // ----------------------------------------------------------------------------------- data
 int cmd_data_make(const std::string& task, const std::string& tokens, int samples, uint64_t seed,
-                  int64_t doc_tokens, const std::string& depths, const std::string& out) {
+                  int64_t doc_tokens, const std::string& depths, const std::string& out, bool quiet) {
   auto counter = make_token_counter("whitespace-words");
-  NiahConfig cfg;
-  cfg.task = task;
-  cfg.target_tokens = parse_token_count(tokens);
-  cfg.samples = samples;
-  cfg.seed = seed;
-  cfg.doc_tokens = doc_tokens;
-  cfg.depths = parse_depths(depths);
-  NiahGenerator gen(cfg, *counter);
+  std::vector<std::string> tasks;
+  if (task == "all")
+    for (const auto& t : niah_tasks()) tasks.push_back(t.name);
+  else
+    tasks.push_back(task);
+  std::vector<NiahGenerator> gens;
+  for (const auto& t : tasks) {  // validate everything before writing
+    NiahConfig cfg;
+    cfg.task = t;
+    cfg.target_tokens = parse_token_count(tokens);
+    cfg.samples = samples;
+    cfg.seed = seed;
+    cfg.doc_tokens = doc_tokens;
+    cfg.depths = parse_depths(depths);
+    gens.emplace_back(cfg, *counter);
+  }
   StagingDir staging(out);
-  Dataset ds = gen.all();
-  save_dataset_dir(ds, staging.path());
+  const int64_t total = static_cast<int64_t>(tasks.size()) * samples * parse_token_count(tokens);
+  Progress progress("data make", total, "tokens", !quiet);
+  int64_t before = 0;
+  for (const auto& gen : gens) {
+    // --task all: one dataset directory per task under OUT
+    const std::string dir = task == "all" ? (fs::path(staging.path()) / gen.config().task).string() : staging.path();
+    progress.set_label(gen.config().task);
+    int64_t last = 0;
+    WrittenDataset w = write_niah_dir(gen, dir, [&](int64_t done) {
+      progress.advance(done - last);
+      last = done;
+    });
+    before += w.tokens;
+    std::printf("%s%s: %s, %zu corpora x %s %s tokens, %lld documents, %lld queries\n", out.c_str(),
+                task == "all" ? ("/" + w.name).c_str() : "", w.name.c_str(), w.corpora,
+                format_token_count(gen.config().target_tokens).c_str(), counter->label().c_str(),
+                (long long)w.documents, (long long)w.queries);
+  }
+  progress.finish();
   staging.commit();
-  std::printf("wrote %s: %s, %zu corpora x %s %s tokens, %zu queries\n", out.c_str(), ds.name.c_str(),
-              ds.corpora.size(), format_token_count(cfg.target_tokens).c_str(), ds.tokenizer.c_str(),
-              ds.num_queries());
+  std::printf("wrote %s (%lld tokens)\n", out.c_str(), (long long)before);
   return 0;
 }
 
-int cmd_data_inspect(const std::string& dir, int show) {
-  Dataset ds = load_dataset_dir(dir);
-  size_t docs = 0, min_len = SIZE_MAX, max_len = 0;
-  auto counter = make_token_counter(ds.tokenizer);
-  for (const auto& c : ds.corpora)
-    for (const auto& d : c.documents) {
-      ++docs;
-      size_t n = static_cast<size_t>(counter->count(d.text));
-      min_len = std::min(min_len, n);
-      max_len = std::max(max_len, n);
+// data make --from FORMAT --input FILE...: a public format (or a dataset directory) as a dataset
+// directory, or with --sizes one memory bank per size (gold documents + distractors + padding).
+int cmd_data_make_from(const std::string& format, const std::vector<std::string>& inputs,
+                       const std::vector<std::string>& sizes, const std::string& pad, size_t max_queries,
+                       uint64_t seed, int64_t doc_tokens, const std::string& out) {
+  auto counter = make_token_counter("whitespace-words");
+  ScalingConfig sc;
+  for (const auto& s : sizes) sc.sizes.push_back(parse_token_count(s));
+  sc.seed = seed;
+  sc.pad = pad;
+  sc.pad_doc_tokens = doc_tokens;
+  sc.max_queries = max_queries;
+  std::vector<Query> queries;
+  Dataset ds;
+  DocumentStream docs;
+  std::string name;
+  if (format == "dir" || format == "msmarco-passage") {
+    // streamed: the corpus is never loaded (MS MARCO's 8.8M passages, 100M-token dataset dirs)
+    if (format == "dir") {
+      if (inputs.size() != 1) throw Error("--from dir takes one --input DIR");
+      const std::string meta_path = (fs::path(inputs[0]) / "meta.json").string();
+      if (!fs::exists(meta_path)) throw Error(meta_path + ": missing (not a dataset directory)");
+      name = json::parse(read_file(meta_path)).value("name", "dataset");
+      read_jsonl((fs::path(inputs[0]) / "queries.jsonl").string(), [&](const json& j, size_t) {
+        Query q;
+        q.id = j.at("id").is_string() ? j["id"].get<std::string>() : j["id"].dump();
+        q.text = j.at("text").get<std::string>();
+        for (const auto& v : j.value("answers", json::array())) q.answers.push_back(v.get<std::string>());
+        for (const auto& v : j.value("gold_doc_ids", json::array()))
+          q.gold_doc_ids.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+        q.meta = j.value("meta", json::object());
+        queries.push_back(std::move(q));
+      });
+      docs = documents_of_jsonl((fs::path(inputs[0]) / "corpus.jsonl").string());
+    } else {
+      if (inputs.size() != 3) throw Error("--from msmarco-passage takes --input COLLECTION --input QUERIES --input QRELS");
+      name = "msmarco_passage";
+      queries = load_msmarco_passage_queries(inputs[1], inputs[2]);
+      docs = documents_of_msmarco_tsv(inputs[0]);
     }
-  std::printf("dataset     %s\ntokenizer   %s\ncorpora     %zu\ndocuments   %zu (%zu..%zu tokens each)\n"
-              "tokens      %lld total, %lld per corpus on average\nqueries     %zu\n",
-              ds.name.c_str(), ds.tokenizer.c_str(), ds.corpora.size(), docs, min_len, max_len,
-              (long long)ds.total_tokens(), (long long)(ds.total_tokens() / std::max<size_t>(1, ds.corpora.size())),
-              ds.num_queries());
-  int shown = 0;
-  for (const auto& c : ds.corpora)
-    for (const auto& q : c.queries) {
-      if (shown++ >= show) break;
-      std::printf("\n[%s] %s\n  answers: %s\n  gold docs: %s\n", q.id.c_str(), q.text.c_str(),
-                  json(q.answers).dump().c_str(), json(q.gold_doc_ids).dump().c_str());
+    if (sc.sizes.empty()) throw Error("--from " + format + " needs --sizes (it only builds memory banks)");
+  } else {
+    ds = load_by_format(format, inputs, *counter);
+    name = ds.name;
+    for (const auto& c : ds.corpora)
+      for (const auto& q : c.queries) queries.push_back(q);
+    docs = documents_of(ds);
+  }
+  StagingDir staging(out);
+  if (sc.sizes.empty()) {
+    DatasetDirWriter w(staging.path());
+    for (const auto& c : ds.corpora) {
+      for (const auto& d : c.documents) w.document(c.id, d, counter->count(d.text));
+      for (const auto& q : c.queries) w.query(c.id, q);
     }
+    w.finish(ds.name, counter->label(), 0, ds.meta);
+    staging.commit();
+    std::printf("wrote %s: %s, %lld documents, %lld tokens, %lld queries\n", out.c_str(), ds.name.c_str(),
+                (long long)w.documents(), (long long)w.tokens(), (long long)w.queries());
+    return 0;
+  }
+  auto banks = build_memory_banks(name, queries, docs, *counter, sc, staging.path());
+  staging.commit();
+  for (const auto& b : banks)
+    std::printf("%s/%s: %lld tokens, %lld documents (%lld gold, %lld padding = %lld tokens)\n", out.c_str(),
+                format_token_count(b.target_tokens).c_str(), (long long)b.tokens, (long long)b.documents,
+                (long long)b.gold_documents, (long long)b.pad_documents, (long long)b.pad_tokens);
+  return 0;
+}
+
+int cmd_data_inspect(const std::vector<std::string>& paths, const std::string& format, int show) {
+  if (!format.empty()) {
+    auto counter = make_token_counter("whitespace-words");
+    std::cout << dataset_summary(load_by_format(format, paths, *counter), *counter, show);
+    return 0;
+  }
+  if (paths.size() != 1) throw Error("several files need --format (see `msabench data list`)");
+  const std::string& dir = paths[0];
+  if (!fs::exists(dir)) throw Error(dir + ": no such file or directory");
+  if (!fs::is_directory(dir)) {
+    if (fs::path(dir).extension() == ".pkl") {
+      std::cout << pickle_summary(dir);
+      return 0;
+    }
+    throw Error(dir + ": not a dataset directory; give --format for a public-format file");
+  }
+  DatasetDirStats st = inspect_dataset_dir(dir, show);
+  std::printf("dataset     %s\ntokenizer   %s\ncorpora     %zu\ndocuments   %lld (%lld..%lld tokens each)\n"
+              "tokens      %lld total, %lld per corpus on average\nqueries     %lld (%lld with gold documents)\n",
+              st.meta.value("name", "").c_str(), st.tokenizer.c_str(), st.corpora, (long long)st.documents,
+              (long long)st.min_doc_tokens, (long long)st.max_doc_tokens, (long long)st.tokens,
+              (long long)(st.tokens / std::max<int64_t>(1, static_cast<int64_t>(st.corpora))), (long long)st.queries,
+              (long long)st.queries_with_gold);
+  if (st.gold_ids_missing > 0)
+    std::printf("WARNING     %lld gold document ids are not in the corpus\n", (long long)st.gold_ids_missing);
+  for (const auto& q : st.sample_queries) {
+    std::printf("\n[%s] %s\n  answers: %s\n  gold docs: %s\n", q.id.c_str(), q.text.c_str(),
+                json(q.answers).dump().c_str(), json(q.gold_doc_ids).dump().c_str());
+    for (const auto& d : st.sample_documents)
+      if (std::find(q.gold_doc_ids.begin(), q.gold_doc_ids.end(), d.id) != q.gold_doc_ids.end()) {
+        std::string t = d.text.substr(0, 200);
+        std::replace(t.begin(), t.end(), '\n', ' ');
+        std::printf("  %s: %s%s\n", d.id.c_str(), t.c_str(), d.text.size() > 200 ? "..." : "");
+      }
+  }
   return 0;
 }
 
@@ -327,9 +443,20 @@ int cmd_report(const std::vector<std::string>& inputs, std::string out, bool no_
   if (out.empty()) out = fs::is_directory(inputs.front()) ? inputs.front() : fs::path(inputs.front()).parent_path().string();
   if (out.empty()) out = ".";
   ReportFiles f = write_report(results, out, !no_plot);
-  std::cout << report_markdown(results) << "\nwrote " << f.markdown << ", " << f.csv
+  std::cout << report_markdown(results) << "\nwrote " << f.markdown << ", " << f.csv << ", " << f.latex
             << (f.png.empty() ? "" : ", " + f.png) << "\n";
   return 0;
+}
+
+// ------------------------------------------------------------------------------- compare
+// Exit code 1 on any regression, so CI fails with the diff on stdout.
+int cmd_compare(const std::string& base, const std::string& next, const std::vector<std::string>& tolerances,
+                bool no_timing, bool verbose) {
+  Tolerances tol = parse_tolerances(tolerances);
+  tol.check_timing = !no_timing;
+  const CompareOutcome out = compare_results(load_compared({base}), load_compared({next}), tol, verbose);
+  std::cout << out.text;
+  return out.failed() ? 1 : 0;
 }
 
 }  // namespace
@@ -406,49 +533,137 @@ int main(int argc, char** argv) {
   uint64_t d_seed = 42;
   int64_t d_doc_tokens = 512;
   auto* make = data->add_subcommand("make", "generate a NIAH dataset directory (corpus.jsonl, queries.jsonl, meta.json)");
-  make->add_option("--task", d_task, "NIAH task (see `msabench data list`)")->capture_default_str();
+  bool d_quiet = false;
+  make->add_option("--task", d_task, "NIAH task (see `msabench data list`) or all (one directory per task under OUT)")
+      ->capture_default_str();
+  make->add_flag("-q,--quiet", d_quiet, "no progress bar");
   make->add_option("--tokens", d_tokens, "memory size per sample (16K, 1M, ...)")->capture_default_str();
   make->add_option("--samples", d_samples, "number of samples (one memory corpus + query each)")->capture_default_str();
   make->add_option("--seed", d_seed, "generator seed")->capture_default_str();
   make->add_option("--doc-tokens", d_doc_tokens, "document size in tokens")->capture_default_str();
   make->add_option("--depths", d_depths, "needle depths in percent, cycled over samples");
+  std::string d_from, d_pad = "essay";
+  std::vector<std::string> d_inputs, d_sizes;
+  size_t d_max_queries = 0;
+  make->add_option("--from", d_from, "instead of NIAH: read a public format (see `msabench data list`) or 'dir' "
+                                     "(a dataset directory)");
+  make->add_option("--input", d_inputs, "input file(s) for --from, repeatable, in the format's order");
+  make->add_option("--sizes", d_sizes, "with --from: build one memory bank per size (e.g. 16K,1M,100M): gold "
+                                       "documents + seeded distractors, nested")
+      ->delimiter(',');
+  make->add_option("--pad", d_pad, "with --sizes: padding source when the corpus is too small (essay, noise, none)")
+      ->capture_default_str();
+  make->add_option("--max-queries", d_max_queries, "with --sizes: keep a seeded sample of this many queries (0: all)");
   make->add_option("-o,--out", d_out, "output directory")->required();
-  make->footer("Example:\n  msabench data make --task niah_multikey_1 --tokens 64K --samples 20 --out data/mk1-64k");
-  std::string i_dir;
+  make->footer("Examples:\n  msabench data make --task niah_multikey_1 --tokens 64K --samples 20 --out data/mk1-64k\n"
+               "  msabench data make --task all --tokens 100M --samples 1 --out data/niah-100m\n"
+               "  msabench data make --from hotpotqa --input hotpot_dev_distractor_v1.json --out data/hotpotqa\n"
+               "  msabench data make --from msmarco-passage --input collection.tsv --input queries.dev.small.tsv \\\n"
+               "      --input qrels.dev.small.tsv --sizes 16K,64K,256K,1M,10M,100M --max-queries 200 --out data/msmarco-banks\n"
+               "Documents are streamed to disk as they are generated (bounded RAM at any size).");
+  std::vector<std::string> i_paths;
+  std::string i_format;
   int i_show = 3;
-  auto* inspect = data->add_subcommand("inspect", "print statistics and example queries of a dataset directory");
-  inspect->add_option("dir", i_dir, "dataset directory")->required();
+  auto* inspect = data->add_subcommand("inspect", "print counts, token sizes and example queries of a dataset");
+  inspect->add_option("path", i_paths, "dataset directory, .pkl file, or the file(s) of --format")->required();
+  inspect->add_option("--format", i_format, "read PATH... in this public format (see `msabench data list`)");
   inspect->add_option("--show", i_show, "queries to print")->capture_default_str();
-  inspect->footer("Example:\n  msabench data inspect data/mk1-64k --show 5");
+  inspect->footer("Examples:\n  msabench data inspect data/mk1-64k --show 5\n"
+                  "  msabench data inspect --format hotpotqa hotpot_dev_distractor_v1.json\n"
+                  "  msabench data inspect qdata_hotpotqa.pkl");
   auto* list = data->add_subcommand("list", "list the generated tasks");
 
   // report
   std::vector<std::string> rep_inputs;
   std::string rep_out;
   bool rep_no_plot = false;
-  auto* report = app.add_subcommand("report", "Markdown/CSV tables and a PNG plot from result files");
+  auto* report = app.add_subcommand("report", "Markdown/CSV/LaTeX tables and a PNG plot from result files");
   report->add_option("inputs", rep_inputs, "result files or directories (default: results/latest)");
-  report->add_option("-o,--out", rep_out, "where report.md/.csv/.png go (default: the first input directory)");
+  report->add_option("-o,--out", rep_out, "where report.md/.csv/.tex/.png go (default: the first input directory)");
   report->add_flag("--no-plot", rep_no_plot, "skip report.png");
-  report->footer("Examples:\n  msabench report\n  msabench report results/latest results/gpu-run -o results/compare");
+  report->footer("Examples:\n  msabench report\n  msabench report results/latest results/gpu-run -o results/compare\n"
+                 "Tables in the shapes of the paper's Table 2, Figure 4 and Figure 1 with its published numbers\n"
+                 "beside them (labelled \"published\"), 95% bootstrap CIs, paired bootstrap p-values between\n"
+                 "backends. The same result files always regenerate byte-identical report files.");
+
+  // compare
+  std::string cmp_base, cmp_new;
+  std::vector<std::string> cmp_tol;
+  bool cmp_no_timing = false, cmp_verbose = false;
+  auto* compare = app.add_subcommand("compare", "fail (exit 1) if NEW regresses against BASE: accuracy or timing");
+  compare->add_option("base", cmp_base, "baseline result file or directory")->required();
+  compare->add_option("new", cmp_new, "new result file or directory")->required();
+  compare->add_option("-t,--tolerance", cmp_tol,
+                      "NUMBER (allowed absolute accuracy drop, default 0) or NAME=NUMBER with NAME accuracy, timing "
+                      "(allowed normalised slowdown, default 0.25 = 25%), a metric (recall@1) or a timing "
+                      "(mean_query_ms, index_tokens_per_s); repeatable or comma-separated");
+  compare->add_flag("--no-timing", cmp_no_timing, "check accuracy only");
+  compare->add_flag("-v,--verbose", cmp_verbose, "also list unchanged checks");
+  compare->footer("Examples:\n"
+                  "  msabench compare results/baselines/regression /tmp/new --tolerance 0.02\n"
+                  "  msabench compare base.json new.json -t accuracy=0,recall@10=0.05,timing=1.0\n"
+                  "Cells are matched by dataset, memory size and backend spec. Timings are divided by the\n"
+                  "calibration probe each run recorded (result \"calibration\" or suite.json); without one they are\n"
+                  "not checked. Accuracy drops show a paired bootstrap p-value over the common queries.");
+
+  // train
+  std::string t_config, t_export;
+  int64_t t_steps = 0, t_max_seconds = -1;
+  bool t_quiet = false;
+  auto* train = app.add_subcommand("train", "train an MSA model (LM + routing loss), resumable from its checkpoint");
+  train->add_option("-c,--config", t_config, "training config JSON (see models/README.md)")->required();
+  train->add_option("--steps", t_steps, "override the total number of optimizer steps");
+  train->add_option("--max-seconds", t_max_seconds, "checkpoint and stop after this many seconds (resume later)");
+  train->add_option("--export", t_export, "after training, write the latest checkpoint as a bf16 model here");
+  train->add_flag("-q,--quiet", t_quiet, "no progress output");
+  train->footer("Examples:\n"
+                "  msabench train -c models/msa-small/train_config.json\n"
+                "  msabench train -c models/msa-small/train_config.json --max-seconds 3000   # resume later\n"
+                "  msabench train -c models/msa-small/train_config.json --steps 0 --export models/msa-small\n"
+                "Progress, loss and tokens/s go to stderr and OUT_DIR/log.jsonl; OUT_DIR/checkpoint holds the\n"
+                "weights, AdamW state and step, so running the same command again resumes.");
 
   CLI11_PARSE(app, argc, argv);
   try {
     if (run->parsed()) return cmd_run(ra);
     if (retrieve->parsed()) return cmd_retrieve(r_backend, r_corpus, r_queries, r_k, r_out, r_quiet);
-    if (make->parsed()) return cmd_data_make(d_task, d_tokens, d_samples, d_seed, d_doc_tokens, d_depths, d_out);
-    if (inspect->parsed()) return cmd_data_inspect(i_dir, i_show);
+    if (make->parsed() && !d_from.empty())
+      return cmd_data_make_from(d_from, d_inputs, d_sizes, d_pad, d_max_queries, d_seed, d_doc_tokens, d_out);
+    if (make->parsed()) return cmd_data_make(d_task, d_tokens, d_samples, d_seed, d_doc_tokens, d_depths, d_out, d_quiet);
+    if (inspect->parsed()) return cmd_data_inspect(i_paths, i_format, i_show);
     if (list->parsed()) {
       for (const auto& t : niah_tasks())
         std::printf("%-18s haystack=%-6s keys=%-6s values=%-8s keys/values/queries=%d/%d/%d\n", t.name.c_str(),
                     t.haystack.c_str(), t.key_type.c_str(), t.value_type.c_str(), t.num_keys, t.num_values,
                     t.num_queries);
+      std::printf("\nformats for `data make --from` / `data inspect --format`:\n");
+      for (const auto& f : dataset_formats())
+        std::printf("  %-16s %-26s %s\n", f.name.c_str(), f.files.c_str(), f.summary.c_str());
+      std::printf("  %-16s %-26s %s\n", "dir", "DIR", "a dataset directory (memory banks with --sizes)");
+      return 0;
+    }
+    if (train->parsed()) {
+      TrainConfig cfg = TrainConfig::load(t_config);
+      if (train->count("--steps")) cfg.steps = t_steps;
+      if (t_max_seconds >= 0) cfg.max_seconds = t_max_seconds;
+      TrainSummary sum;
+      if (cfg.steps > 0) sum = train_msa(cfg, t_quiet);
+      if (!t_export.empty()) {
+        export_trained_model(cfg.out_dir, t_export);
+        std::printf("exported %s/checkpoint to %s\n", cfg.out_dir.c_str(), t_export.c_str());
+      }
+      if (cfg.steps > 0)
+        std::printf("%s: %lld/%lld steps%s; last loss %.4f (lm %.4f, aux %.4f), router top-1 %.3f\n",
+                    cfg.out_dir.c_str(), (long long)sum.steps_done, (long long)cfg.steps,
+                    sum.finished ? " (finished)" : " (stopped early; run again to resume)", sum.last_loss, sum.last_lm,
+                    sum.last_aux, sum.last_router_recall);
       return 0;
     }
     if (report->parsed()) {
       if (rep_inputs.empty()) rep_inputs.push_back("results/latest");
       return cmd_report(rep_inputs, rep_out, rep_no_plot);
     }
+    if (compare->parsed()) return cmd_compare(cmp_base, cmp_new, cmp_tol, cmp_no_timing, cmp_verbose);
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

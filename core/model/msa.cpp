@@ -19,8 +19,8 @@ torch::Tensor bool_opts_ones(int64_t b, int64_t n, torch::Device d) {
   return torch::ones({b, n}, torch::TensorOptions().dtype(torch::kBool).device(d));
 }
 
-// Additive fp32 bias [B, 1, Lq, prefix + Lq]: prefix keys allowed where valid; the new block is
-// causal among itself (bottom-right alignment: every query sees the whole prefix).
+}  // namespace
+
 torch::Tensor prefix_causal_bias(const torch::Tensor& prefix_valid, const torch::Tensor& block_valid) {
   const int64_t B = block_valid.size(0), Lq = block_valid.size(1), Tp = prefix_valid.size(1);
   auto dev = block_valid.device();
@@ -32,8 +32,6 @@ torch::Tensor prefix_causal_bias(const torch::Tensor& prefix_valid, const torch:
   auto bias = torch::zeros({B, 1, Lq, Tp + Lq}, torch::TensorOptions().dtype(torch::kFloat32).device(dev));
   return bias.masked_fill_(allowed.logical_not().unsqueeze(1), kLowest);
 }
-
-}  // namespace
 
 MsaOptions MsaOptions::from_config(const ModelConfig& cfg) {
   MsaOptions o;

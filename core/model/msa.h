@@ -111,6 +111,10 @@ class MsaModel {
   MsaOptions opt_;
 };
 
+// Additive fp32 attention bias [B, 1, Lq, prefix + Lq]: prefix keys allowed where prefix_valid,
+// then causal attention within the block (bottom-right aligned: every query sees the prefix).
+torch::Tensor prefix_causal_bias(const torch::Tensor& prefix_valid, const torch::Tensor& block_valid);
+
 // Chunk means of x [B, H, L, D] for sequences of the given lengths (valid tokens are the first
 // lengths[b] positions): returns [H, sum_b ceil(len_b/P), D] in fp32, chunks ordered by (b, chunk).
 torch::Tensor pool_chunks(const torch::Tensor& x, const std::vector<int64_t>& lengths, int64_t P);

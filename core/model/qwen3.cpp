@@ -143,10 +143,13 @@ Qwen3Model Qwen3Model::random_init(const ModelConfig& cfg, uint64_t seed, torch:
   return m;
 }
 
-void Qwen3Model::save(const std::string& dir) const {
+void Qwen3Model::save(const std::string& dir, const std::string& torch_dtype) const {
   fs::create_directories(dir);
   auto& self = const_cast<Qwen3Model&>(*this);
-  const torch::Dtype out = config_dtype(cfg_.torch_dtype);
+  ModelConfig cfg = cfg_;
+  if (!torch_dtype.empty()) cfg.torch_dtype = torch_dtype;
+  cfg.validate(dir + "/config.json");
+  const torch::Dtype out = config_dtype(cfg.torch_dtype);
   std::vector<torch::Tensor> keep;
   std::vector<TensorToWrite> tensors;
   for (auto& w : weight_table(self)) {
@@ -155,7 +158,7 @@ void Qwen3Model::save(const std::string& dir) const {
     tensors.push_back({w.name, from_torch(out), w.shape, t.data_ptr(), static_cast<size_t>(t.nbytes())});
   }
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  write_json_atomic((fs::path(dir) / "config.json").string(), cfg_.to_json());
+  write_json_atomic((fs::path(dir) / "config.json").string(), cfg.to_json());
 }
 
 int64_t Qwen3Model::parameter_count() const {

@@ -36,8 +36,9 @@ class Qwen3Model {
                          torch::Device device = torch::kCPU);
   // Random weights (normal std 0.02; norm weights near 1) for tests and small models.
   static Qwen3Model random_init(const ModelConfig& cfg, uint64_t seed, torch::Dtype dtype = torch::kFloat32);
-  // Writes config.json and model.safetensors (in torch_dtype of the config) atomically.
-  void save(const std::string& dir) const;
+  // Writes config.json and model.safetensors atomically, in the config's torch_dtype or in
+  // `torch_dtype` ("bfloat16", "float16", "float32") when given (recorded in config.json too).
+  void save(const std::string& dir, const std::string& torch_dtype = "") const;
 
   // ids [B, L] int64; positions [B, L] int64; valid [B, L] bool (false = left padding) or undefined.
   // With a cache, attends to the cached prefix too and appends this step. Returns logits [B, L, V] fp32.

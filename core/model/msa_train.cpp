@@ -1,0 +1,425 @@
+#include "core/model/msa_train.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/io.h"
+#include "core/model/msa.h"
+#include "core/model/qwen3.h"
+#include "core/progress.h"
+#include "core/tokenizer/text_tokenizer.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace msabench {
+
+namespace {
+
+constexpr float kLowest = std::numeric_limits<float>::lowest();
+
+struct Tokenized {
+  std::vector<std::vector<int64_t>> docs;
+  std::vector<int64_t> active;   // template + prompt + response
+  std::vector<int> roles;        // per active token
+  std::vector<int64_t> labels;   // per active token: next-token target or -100
+  int64_t template_len = 0;
+  std::vector<int> positives;
+};
+
+std::vector<int64_t> enc(const TextTokenizer& tok, const std::string& s) {
+  auto ids = tok.encode(s, true);
+  return std::vector<int64_t>(ids.begin(), ids.end());
+}
+
+Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
+  Tokenized t;
+  for (size_t i = 0; i < s.documents.size(); ++i)
+    t.docs.push_back(enc(tok, interleave::memory_document(static_cast<int64_t>(i), s.documents[i])));
+  auto append = [&](const std::string& text, int role, bool trained) {
+    for (auto id : enc(tok, text)) {
+      t.active.push_back(id);
+      t.roles.push_back(role);
+      t.labels.push_back(trained ? id : -100);  // shifted below
+    }
+  };
+  append(interleave::kTemplateHead, -2, false);
+  t.template_len = static_cast<int64_t>(t.active.size());
+  append(interleave::routing_query(s.question), 0, false);
+  append(interleave::kTemplateTail, -2, false);
+  append(interleave::kResponseHead, -1, false);
+  for (const auto& seg : s.response) append(seg.text, -1, seg.trained);
+  // label[t] = target of the prediction made at t, i.e. token t+1 when that token is trained.
+  std::vector<int64_t> shifted(t.labels.size(), -100);
+  for (size_t i = 0; i + 1 < t.labels.size(); ++i) shifted[i] = t.labels[i + 1];
+  t.labels = std::move(shifted);
+  t.positives = s.positives;
+  return t;
+}
+
+struct SampleLoss {
+  torch::Tensor lm, aux;
+  double router_recall = 0;  // mean over router layers: top-1 document is a positive
+  int64_t tokens = 0;
+};
+
+SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& cfg, const Tokenized& t) {
+  const auto& c = m.config();
+  const auto& msa = *c.msa;
+  const int64_t N = static_cast<int64_t>(t.docs.size()), H = c.num_attention_heads, Hk = c.num_key_value_heads,
+                D = c.head_dim, P = opt.pooling_kernel_size, T = t.template_len;
+  const int64_t La = static_cast<int64_t>(t.active.size());
+  // documents, right-padded
+  int64_t Ld = 0;
+  std::vector<int64_t> lengths;
+  for (const auto& d : t.docs) {
+    Ld = std::max<int64_t>(Ld, d.size());
+    lengths.push_back(static_cast<int64_t>(d.size()));
+  }
+  auto dids = torch::zeros({N, Ld}, torch::kInt64);
+  for (int64_t i = 0; i < N; ++i) dids[i].narrow(0, 0, lengths[i]).copy_(torch::tensor(t.docs[i], torch::kInt64));
+  auto dpos = torch::arange(Ld, torch::kInt64).unsqueeze(0).expand({N, Ld});
+  auto dvalid = torch::arange(Ld, torch::kInt64).unsqueeze(0) < torch::tensor(lengths, torch::kInt64).unsqueeze(1);
+  auto dbias = prefix_causal_bias(torch::zeros({N, 0}, torch::kBool), dvalid);
+  std::vector<int64_t> chunk_doc;
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t k = 0; k < (lengths[i] + P - 1) / P; ++k) chunk_doc.push_back(i);
+  const int64_t C = static_cast<int64_t>(chunk_doc.size());
+  std::vector<int64_t> first_chunk(N, 0), nchunks(N, 0);
+  for (int64_t k = 0; k < C; ++k)
+    if (nchunks[chunk_doc[k]]++ == 0) first_chunk[chunk_doc[k]] = k;
+  // Doc max over chunks through a padded [N, maxc] gather (differentiable).
+  int64_t maxc = *std::max_element(nchunks.begin(), nchunks.end());
+  std::vector<int64_t> gather_idx(N * maxc, 0);
+  std::vector<uint8_t> gather_ok(N * maxc, 0);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t k = 0; k < maxc; ++k)
+      if (k < nchunks[i]) {
+        gather_idx[i * maxc + k] = first_chunk[i] + k;
+        gather_ok[i * maxc + k] = 1;
+      }
+  auto gidx = torch::tensor(gather_idx, torch::kInt64);
+  auto gok = torch::tensor(std::vector<int64_t>(gather_ok.begin(), gather_ok.end()), torch::kInt64).to(torch::kBool).view({N, maxc});
+
+  // active sequence: template at 0..T-1, the rest from the query start position
+  auto aids = torch::tensor(t.active, torch::kInt64).unsqueeze(0);
+  std::vector<int64_t> apos(La);
+  for (int64_t i = 0; i < La; ++i) apos[i] = i < T ? i : opt.query_position_start + (i - T);
+  auto apos_t = torch::tensor(apos, torch::kInt64).unsqueeze(0);
+  std::vector<int64_t> route_idx;
+  for (int64_t i = 0; i < La; ++i)
+    if (t.roles[i] == 0) route_idx.push_back(i);
+  auto route_t = torch::tensor(route_idx, torch::kInt64);
+  auto act_causal = prefix_causal_bias(torch::zeros({1, 0}, torch::kBool), torch::ones({1, La}, torch::kBool));
+
+  std::vector<int> routers = msa.router_layers;
+  std::sort(routers.begin(), routers.end());
+  const int last_router = routers.back();
+  auto hd = torch::embedding(m.embed_tokens, dids);
+  auto ha = torch::embedding(m.embed_tokens, aids);
+  std::vector<torch::Tensor> aux_terms;
+  double recall_sum = 0;
+  int router_count = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const auto& L = m.layers[l];
+    const bool is_router = std::find(routers.begin(), routers.end(), static_cast<int>(l)) != routers.end();
+    auto xa = m.rms_norm(ha, L.input_norm);
+    auto qa = m.project_qkv(L, xa, apos_t);
+    torch::Tensor out;
+    if (l <= last_router) {
+      auto xd = m.rms_norm(hd, L.input_norm);
+      auto qd = m.project_qkv(L, xd, dpos);
+      if (is_router) {
+        auto Kc = pool_chunks(qd.k, lengths, P);  // [Hk, C, D] fp32
+        auto Vc = pool_chunks(qd.v, lengths, P);
+        auto kr_tok = msa.decouple_router
+                          ? torch::linear(xd, L.router_k_proj).view({N, Ld, Hk, D}).transpose(1, 2)
+                          : qd.k;
+        auto KR = pool_chunks(kr_tok, lengths, P);
+        auto qr = msa.decouple_router ? torch::linear(xa, L.router_q_proj).view({1, La, H, D}).transpose(1, 2)
+                                      : qa.q;
+        qr = qr[0].index_select(1, route_t);  // [H, Lr, D]
+        // cosine routing (training path): normalise, mean over heads, max over tokens, max over chunks
+        auto qn = qr / qr.norm(2, -1, true).clamp_min(1e-6);
+        auto kn = KR / KR.norm(2, -1, true).clamp_min(1e-6);
+        auto qf = qn.view({Hk, H / Hk, -1, D}).sum(1) / static_cast<double>(H);  // [Hk, Lr, D]
+        auto s_tok = torch::bmm(qf, kn.transpose(1, 2)).sum(0);                 // [Lr, C]
+        auto s_chunk = s_tok.amax(0);                                           // [C]
+        auto s_doc = s_chunk.index_select(0, gidx).view({N, maxc}).masked_fill(gok.logical_not(), kLowest).amax(1);
+        // aux: InfoNCE-decoupled, positives vs all negatives
+        if (cfg.aux_loss) {
+          auto logits = s_doc / cfg.tau;
+          auto neg_mask = torch::ones({N}, torch::kBool);
+          for (int p : t.positives) neg_mask[p] = false;
+          auto mx = logits.max().detach();
+          auto e = (logits - mx).exp();
+          auto neg_sum = (e * neg_mask.to(torch::kFloat32)).sum();
+          std::vector<torch::Tensor> terms;
+          for (int p : t.positives) terms.push_back(-torch::log(e[p] / (e[p] + neg_sum) + 1e-10));
+          aux_terms.push_back(torch::stack(terms).sum() / static_cast<double>(std::max<size_t>(1, t.positives.size())));
+        }
+        // hard top-k on detached scores, ties to the lower id
+        auto sorted = s_doc.detach().sort(/*stable=*/true, 0, /*descending=*/true);
+        auto order = std::get<1>(sorted);
+        const int64_t k = std::min<int64_t>(cfg.train_top_k, N);
+        std::vector<int64_t> sel;
+        for (int64_t j = 0; j < k; ++j) sel.push_back(order[j].item<int64_t>());
+        recall_sum += std::find(t.positives.begin(), t.positives.end(), static_cast<int>(sel[0])) != t.positives.end();
+        ++router_count;
+        std::sort(sel.begin(), sel.end());
+        std::vector<int64_t> cidx;
+        for (auto d : sel)
+          for (int64_t j = 0; j < nchunks[d]; ++j) cidx.push_back(first_chunk[d] + j);
+        auto ci = torch::tensor(cidx, torch::kInt64);
+        const int64_t n = static_cast<int64_t>(cidx.size());
+        auto ks = Kc.index_select(1, ci).to(m.dtype()).unsqueeze(0), vs = Vc.index_select(1, ci).to(m.dtype()).unsqueeze(0);
+        // keys [template | chunks | rest]; template rows see the template only
+        auto K = torch::cat({qa.k.narrow(2, 0, T), ks, qa.k.narrow(2, T, La - T)}, 2);
+        auto V = torch::cat({qa.v.narrow(2, 0, T), vs, qa.v.narrow(2, T, La - T)}, 2);
+        auto allowed = torch::zeros({La, La + n}, torch::kBool);
+        auto causal = torch::ones({La, La}, torch::kBool).tril();
+        allowed.narrow(1, 0, T).copy_(causal.narrow(1, 0, T));
+        allowed.narrow(1, T + n, La - T).copy_(causal.narrow(1, T, La - T));
+        allowed.narrow(0, T, La - T).narrow(1, T, n).fill_(true);
+        auto bias = torch::zeros({1, 1, La, La + n}).masked_fill(allowed.logical_not().view({1, 1, La, La + n}), kLowest);
+        out = m.attend(qa.q, K, V, bias);
+      } else {
+        out = m.attend(qa.q, qa.k, qa.v, act_causal);
+      }
+      if (l < last_router) {
+        hd = hd + torch::linear(m.attend(qd.q, qd.k, qd.v, dbias), L.o_proj);
+        hd = hd + m.mlp(L, m.rms_norm(hd, L.post_norm));
+      }
+    } else {
+      out = m.attend(qa.q, qa.k, qa.v, act_causal);
+    }
+    ha = ha + torch::linear(out, L.o_proj);
+    ha = ha + m.mlp(L, m.rms_norm(ha, L.post_norm));
+  }
+  SampleLoss r;
+  auto logits = m.hidden_to_logits(ha)[0];  // [La, V]
+  auto labels = torch::tensor(t.labels, torch::kInt64);
+  r.lm = torch::nn::functional::cross_entropy(logits, labels,
+                                              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
+  r.router_recall = router_count ? recall_sum / router_count : 0;
+  int64_t doc_tokens = 0;
+  for (auto n : lengths) doc_tokens += n;
+  r.tokens = doc_tokens + La;
+  return r;
+}
+
+std::vector<torch::Tensor*> parameters(Qwen3Model& m) {
+  std::vector<torch::Tensor*> p = {&m.embed_tokens, &m.final_norm};
+  if (!m.config().tie_word_embeddings) p.push_back(&m.lm_head);
+  for (auto& L : m.layers)
+    for (auto* t : {&L.input_norm, &L.post_norm, &L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.q_norm, &L.k_norm,
+                    &L.gate_proj, &L.up_proj, &L.down_proj, &L.router_q_proj, &L.router_k_proj})
+      if (t->defined()) p.push_back(t);
+  return p;
+}
+
+double lr_at(const TrainConfig& c, int64_t step) {
+  if (step < c.warmup_steps) return c.lr * (step + 1) / c.warmup_steps;
+  const double prog = std::min(1.0, static_cast<double>(step - c.warmup_steps) / std::max<int64_t>(1, c.steps - c.warmup_steps));
+  return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + std::cos(M_PI * prog));
+}
+
+}  // namespace
+
+TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
+  TrainConfig c;
+  try {
+    if (!j.contains("model")) throw Error("missing \"model\" (a config.json-style object with model_type msa)");
+    c.model = ModelConfig::from_json(j["model"], src + " model");
+    if (!c.model.msa) throw Error("model.model_type must be \"msa\"");
+    c.out_dir = j.at("out_dir").get<std::string>();
+    c.tokenizer = j.value("tokenizer", c.tokenizer);
+    if (j.contains("data")) {
+      const auto& d = j["data"];
+      c.data.task = d.value("task", c.data.task);
+      c.data.min_docs = d.value("min_docs", c.data.min_docs);
+      c.data.max_docs = d.value("max_docs", c.data.max_docs);
+      c.data.doc_words = d.value("doc_words", c.data.doc_words);
+      c.data.seed = d.value("seed", c.data.seed);
+    }
+    c.steps = j.value("steps", c.steps);
+    c.batch = j.value("batch", c.batch);
+    c.lr = j.value("lr", c.lr);
+    c.min_lr = j.value("min_lr", c.min_lr);
+    c.weight_decay = j.value("weight_decay", c.weight_decay);
+    c.clip_norm = j.value("clip_norm", c.clip_norm);
+    c.warmup_steps = j.value("warmup_steps", c.warmup_steps);
+    c.phase1_steps = j.value("phase1_steps", c.phase1_steps);
+    c.aux_loss = j.value("aux_loss", c.aux_loss);
+    c.tau = j.value("tau", c.tau);
+    c.train_top_k = j.value("train_top_k", c.train_top_k);
+    c.save_every = j.value("save_every", c.save_every);
+    c.log_every = j.value("log_every", c.log_every);
+    c.seed = j.value("seed", c.seed);
+    c.threads = j.value("threads", c.threads);
+    c.max_seconds = j.value("max_seconds", c.max_seconds);
+  } catch (const json::exception& e) {
+    throw Error(src + ": " + e.what());
+  } catch (const Error& e) {
+    throw Error(src + ": " + e.what());
+  }
+  if (c.steps < 1 || c.batch < 1 || c.save_every < 1 || c.log_every < 1 || c.train_top_k < 1 || c.threads < 1)
+    throw Error(src + ": steps, batch, save_every, log_every, train_top_k and threads must be >= 1");
+  if (!(c.lr > 0) || !(c.tau > 0)) throw Error(src + ": lr and tau must be positive");
+  if (c.out_dir.empty()) throw Error(src + ": out_dir is empty");
+  return c;
+}
+
+TrainConfig TrainConfig::load(const std::string& path) {
+  json j;
+  try {
+    j = json::parse(read_file(path));
+  } catch (const json::parse_error& e) {
+    throw Error(path + ": invalid JSON (" + e.what() + ")");
+  }
+  return from_json(j, path);
+}
+
+json TrainConfig::to_json() const {
+  return {{"out_dir", out_dir},   {"model", model.to_json()}, {"tokenizer", tokenizer},
+          {"data", {{"task", data.task}, {"min_docs", data.min_docs}, {"max_docs", data.max_docs},
+                    {"doc_words", data.doc_words}, {"seed", data.seed}}},
+          {"steps", steps},       {"batch", batch},            {"lr", lr},
+          {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
+          {"warmup_steps", warmup_steps}, {"phase1_steps", phase1_steps}, {"aux_loss", aux_loss},
+          {"tau", tau},           {"train_top_k", train_top_k}, {"save_every", save_every},
+          {"log_every", log_every}, {"seed", seed},           {"threads", threads},
+          {"max_seconds", max_seconds}};
+}
+
+TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
+  torch::set_num_threads(cfg.threads);
+  torch::manual_seed(cfg.seed);
+  auto tok = load_tokenizer(cfg.tokenizer);
+  if (tok->vocab_size() > cfg.model.vocab_size)
+    throw Error("train: tokenizer '" + cfg.tokenizer + "' has " + std::to_string(tok->vocab_size()) +
+                " ids but model.vocab_size is " + std::to_string(cfg.model.vocab_size));
+  const fs::path out(cfg.out_dir), ck = out / "checkpoint";
+  fs::create_directories(out);
+  TrainSummary summary;
+  int64_t step = 0;
+  Qwen3Model model = fs::exists(ck / "trainer_state.json") ? Qwen3Model::load(ck.string())
+                                                           : Qwen3Model::random_init(cfg.model, cfg.seed);
+  if (fs::exists(ck / "trainer_state.json")) {
+    json st = json::parse(read_file((ck / "trainer_state.json").string()));
+    step = st.at("step").get<int64_t>();
+    if (st.value("train_config", json::object()).value("seed", cfg.seed) != cfg.seed)
+      throw Error((ck / "trainer_state.json").string() + ": checkpoint was trained with another seed");
+  }
+  MsaOptions opt = MsaOptions::from_config(model.config());
+  std::vector<torch::Tensor> params;
+  for (auto* p : parameters(model)) {
+    p->set_requires_grad(true);
+    params.push_back(*p);
+  }
+  torch::optim::AdamW adam(params, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
+  if (fs::exists(ck / "optimizer.pt")) torch::load(adam, (ck / "optimizer.pt").string());
+  write_json_atomic((out / "train_config.json").string(), cfg.to_json());
+
+  auto save = [&](int64_t at_step) {
+    const fs::path tmp = out / "checkpoint.tmp";
+    fs::remove_all(tmp);
+    {
+      torch::NoGradGuard ng;
+      model.save(tmp.string());
+    }
+    torch::save(adam, (tmp / "optimizer.pt").string());
+    write_json_atomic((tmp / "trainer_state.json").string(),
+                      {{"step", at_step}, {"train_config", cfg.to_json()}, {"tokenizer", cfg.tokenizer}});
+    const fs::path old = out / "checkpoint.old";
+    fs::remove_all(old);
+    if (fs::exists(ck)) fs::rename(ck, old);
+    fs::rename(tmp, ck);
+    fs::remove_all(old);
+  };
+
+  std::ofstream log((out / "log.jsonl").string(), std::ios::app);
+  Progress progress("train", cfg.steps, "steps", !quiet);
+  progress.advance(step);
+  const auto t_start = std::chrono::steady_clock::now();
+  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0;
+  int64_t acc_tokens = 0, acc_n = 0;
+  auto t_log = std::chrono::steady_clock::now();
+  while (step < cfg.steps) {
+    const bool phase1 = step < cfg.phase1_steps;
+    const double w_lm = phase1 ? 0.1 : 1.0, w_aux = phase1 ? 1.0 : 0.1;
+    const double lr = lr_at(cfg, step);
+    for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    adam.zero_grad();
+    for (int b = 0; b < cfg.batch; ++b) {
+      TrainingSample s = make_training_sample(cfg.data, static_cast<uint64_t>(step) * cfg.batch + b);
+      SampleLoss l = sample_loss(model, opt, cfg, tokenize(*tok, s));
+      auto loss = (w_lm * l.lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / cfg.batch;
+      loss.backward();
+      acc_loss += loss.item<double>() * cfg.batch;
+      acc_lm += l.lm.item<double>();
+      acc_aux += l.aux.item<double>();
+      acc_rec += l.router_recall;
+      acc_tokens += l.tokens;
+      ++acc_n;
+    }
+    auto norm = torch::nn::utils::clip_grad_norm_(params, cfg.clip_norm);
+    if (!std::isfinite(norm)) adam.zero_grad();  // skip a step with a non-finite gradient
+    adam.step();
+    ++step;
+    progress.advance(1, 0);
+    if (step % cfg.log_every == 0 || step == cfg.steps) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_log).count();
+      json rec = {{"step", step},
+                  {"phase", phase1 ? 1 : 2},
+                  {"lr", lr},
+                  {"loss", acc_loss / acc_n},
+                  {"lm_loss", acc_lm / acc_n},
+                  {"aux_loss", acc_aux / acc_n},
+                  {"router_top1", acc_rec / acc_n},
+                  {"grad_norm", norm},
+                  {"tokens_per_s", acc_tokens / std::max(secs, 1e-9)}};
+      log << rec.dump() << "\n";
+      log.flush();
+      if (!quiet)
+        std::fprintf(stderr, "\nstep %lld loss %.4f lm %.4f aux %.4f router@1 %.2f %.0f tok/s\n", (long long)step,
+                     acc_loss / acc_n, acc_lm / acc_n, acc_aux / acc_n, acc_rec / acc_n,
+                     acc_tokens / std::max(secs, 1e-9));
+      summary.last_loss = acc_loss / acc_n;
+      summary.last_lm = acc_lm / acc_n;
+      summary.last_aux = acc_aux / acc_n;
+      summary.last_router_recall = acc_rec / acc_n;
+      acc_loss = acc_lm = acc_aux = acc_rec = 0;
+      acc_tokens = acc_n = 0;
+      t_log = std::chrono::steady_clock::now();
+    }
+    const bool out_of_time = cfg.max_seconds > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() > cfg.max_seconds;
+    if (step % cfg.save_every == 0 || step == cfg.steps || out_of_time) save(step);
+    if (out_of_time) break;
+  }
+  progress.finish();
+  summary.steps_done = step;
+  summary.finished = step >= cfg.steps;
+  return summary;
+}
+
+void export_trained_model(const std::string& out_dir, const std::string& model_dir) {
+  const fs::path ck = fs::path(out_dir) / "checkpoint";
+  if (!fs::exists(ck / "trainer_state.json")) throw Error(ck.string() + ": no checkpoint to export");
+  Qwen3Model m = Qwen3Model::load(ck.string());
+  json state = json::parse(read_file((ck / "trainer_state.json").string()));
+  fs::create_directories(model_dir);
+  m.save(model_dir, "bfloat16");
+  write_json_atomic((fs::path(model_dir) / "tokenizer_spec.json").string(),
+                    {{"tokenizer", state.value("tokenizer", std::string("bytes"))}});
+  write_json_atomic((fs::path(model_dir) / "trainer_state.json").string(), state);
+}
+
+}  // namespace msabench

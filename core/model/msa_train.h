@@ -1,0 +1,52 @@
+// Trainer for the suite's own MSA models (msa-reference.md §6.4, §7): one differentiable pass per
+// sample over its documents (intra-document attention) and its active sequence (template, routing
+// query, response); router layers score documents by cosine similarity, select top-k, and the
+// active tokens attend to every chunk of the selected documents. Loss = w_lm * LM (response tokens)
+// + w_aux * InfoNCE-decoupled routing loss (tau 0.1), with the paper's two phases.
+// Checkpoints (model + AdamW state + step) make training resumable and deterministic.
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/model/config.h"
+#include "datasets/msa_training.h"
+
+namespace msabench {
+
+struct TrainConfig {
+  std::string out_dir;                 // checkpoint/, log.jsonl
+  ModelConfig model;                   // architecture (model_type msa)
+  std::string tokenizer = "bytes";
+  TrainingDataConfig data;
+  int64_t steps = 1000;
+  int batch = 1;                       // samples per optimizer step (gradient accumulation)
+  double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.01, clip_norm = 1.0;
+  int64_t warmup_steps = 50;
+  int64_t phase1_steps = 100;          // 0.1*LM + 1.0*aux; afterwards 1.0*LM + 0.1*aux
+  bool aux_loss = true;                // ablation switch
+  double tau = 0.1;
+  int train_top_k = 4;                 // documents attended per router layer during training
+  int64_t save_every = 50, log_every = 10;
+  uint64_t seed = 1;
+  int threads = 2;
+  int64_t max_seconds = 0;             // stop (after a checkpoint) when exceeded; 0 = no limit
+
+  static TrainConfig from_json(const nlohmann::json& j, const std::string& source);
+  static TrainConfig load(const std::string& path);
+  nlohmann::json to_json() const;
+};
+
+struct TrainSummary {
+  int64_t steps_done = 0;
+  bool finished = false;
+  double last_loss = 0, last_lm = 0, last_aux = 0, last_router_recall = 0;
+};
+
+// Trains from scratch, or resumes from out_dir/checkpoint when present.
+TrainSummary train_msa(const TrainConfig& cfg, bool quiet = false);
+
+// Writes the latest checkpoint as a shippable model (bf16 weights, config, tokenizer spec).
+void export_trained_model(const std::string& out_dir, const std::string& model_dir);
+
+}  // namespace msabench

@@ -1,0 +1,31 @@
+#include "core/tokenizer/text_tokenizer.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/tokenizer/bpe_tokenizer.h"
+#include "core/tokenizer/byte_tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace msabench {
+
+std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& spec) {
+  if (spec == "bytes") return std::make_unique<ByteTokenizer>();
+  std::error_code ec;
+  fs::path p(spec);
+  if (fs::is_directory(p, ec)) {
+    fs::path f = p / "tokenizer.json";
+    if (!fs::is_regular_file(f, ec)) throw Error(spec + ": directory has no tokenizer.json");
+    return BpeTokenizer::load(f.string());
+  }
+  if (!fs::exists(p, ec))
+    throw Error(spec + ": no such tokenizer (expected \"bytes\", a tokenizer.json file or a model directory)");
+  return BpeTokenizer::load(spec);
+}
+
+std::unique_ptr<TokenCounter> make_model_token_counter(const std::string& spec) {
+  return std::make_unique<TextTokenCounter>(std::shared_ptr<const TextTokenizer>(load_tokenizer(spec)));
+}
+
+}  // namespace msabench

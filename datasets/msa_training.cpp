@@ -1,0 +1,139 @@
+#include "datasets/msa_training.h"
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "core/error.h"
+#include "core/text.h"
+#include "datasets/haystack.h"
+#include "datasets/niah.h"
+
+namespace msabench {
+
+namespace interleave {
+std::string memory_document(int64_t id, const std::string& text) {
+  const std::string tag = "[" + std::to_string(id) + "]";
+  return "<|im_start|>" + tag + ". " + text + tag + "<|im_end|>";
+}
+std::string routing_query(const std::string& question) { return kRoutingPrefix + question + kRoutingSuffix; }
+std::string question_restatement(const std::string& question) {
+  return std::string("<|im_start|>The user's question is: ") + question + "\n" + kObjectRefEnd;
+}
+}  // namespace interleave
+
+namespace {
+
+uint64_t draw(std::mt19937_64& rng, uint64_t n) { return rng() % n; }
+
+// Haystack text of about `words` words from the essay or noise source.
+std::string filler(std::mt19937_64& rng, int words) {
+  auto src = make_sentence_source(draw(rng, 4) == 0 ? "noise" : "essay", draw(rng, 1u << 30));
+  std::string out;
+  int n = 0;
+  while (n < words) {
+    const std::string& s = src->next();
+    out += (out.empty() ? "" : " ") + s;
+    n += static_cast<int>(std::count(s.begin(), s.end(), ' ')) + 1;
+  }
+  return out;
+}
+
+// Inserts a sentence at a random sentence boundary of `text`.
+std::string insert_sentence(std::mt19937_64& rng, const std::string& text, const std::string& sentence) {
+  std::vector<size_t> cuts = {0};
+  for (size_t i = 0; i + 1 < text.size(); ++i)
+    if ((text[i] == '.' || text[i] == '!' || text[i] == '?') && text[i + 1] == ' ') cuts.push_back(i + 2);
+  cuts.push_back(text.size());
+  const size_t at = cuts[draw(rng, cuts.size())];
+  std::string out = text.substr(0, at);
+  if (!out.empty() && out.back() != ' ') out += ' ';
+  out += sentence;
+  if (at < text.size()) out += " " + text.substr(at);
+  return out;
+}
+
+void add_retrieval_round(TrainingSample& s, int doc) {
+  const std::string tag = "[" + std::to_string(doc) + "]";
+  s.response.push_back({tag + interleave::kObjectRefEnd, true});
+  s.response.push_back({tag + ". " + s.documents[doc] + "\n" + interleave::kObjectRefEnd, false});
+}
+
+void add_answer(TrainingSample& s) {
+  s.response.push_back({interleave::kEndOfRetrieve, true});
+  s.response.push_back({interleave::question_restatement(s.question), false});
+  s.response.push_back({std::string(interleave::kAnswerPrefix) + s.answer + interleave::kImEnd, true});
+}
+
+TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
+  TrainingSample s;
+  for (int i = 0; i < ndocs; ++i) s.documents.push_back(filler(rng, cfg.doc_words));
+  // Distractor needles with other keys make the key, not the template, the routing signal.
+  std::set<std::string> keys;
+  const int distractors = static_cast<int>(draw(rng, 4));
+  std::string key;
+  while (keys.size() < static_cast<size_t>(distractors + 1)) keys.insert(niah_word_key(rng()));
+  std::vector<std::string> kv(keys.begin(), keys.end());
+  std::shuffle(kv.begin(), kv.end(), rng);
+  key = kv[0];
+  const int gold = static_cast<int>(draw(rng, ndocs));
+  s.answer = std::to_string(1000000 + draw(rng, 9000000));
+  s.documents[gold] = insert_sentence(rng, s.documents[gold],
+                                      "One of the special magic numbers for " + key + " is: " + s.answer + ".");
+  for (size_t i = 1; i < kv.size(); ++i) {
+    int d = static_cast<int>(draw(rng, ndocs));
+    s.documents[d] = insert_sentence(rng, s.documents[d],
+                                     "One of the special magic numbers for " + kv[i] + " is: " +
+                                         std::to_string(1000000 + draw(rng, 9000000)) + ".");
+  }
+  s.positives = {gold};
+  s.question = "What is the special magic number for " + key + " mentioned in the provided text?";
+  add_retrieval_round(s, gold);
+  add_answer(s);
+  return s;
+}
+
+// Two facts in two documents: "<person> works with <person2>." and "<person2> lives in <city>."
+TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
+  static const char* const kFirst[] = {"Alice", "Bruno", "Chen", "Dara", "Emil", "Farah", "Gus", "Hana", "Ivan",
+                                       "Jules", "Kofi", "Lena", "Mateo", "Nora", "Omar", "Pia", "Quinn", "Rosa",
+                                       "Sami", "Tara", "Uma", "Viktor", "Wen", "Yara", "Zane"};
+  static const char* const kLast[] = {"Abbott", "Baker", "Costa", "Dimitrov", "Evans", "Fischer", "Garcia", "Hughes",
+                                      "Ito", "Jensen", "Kowalski", "Larsen", "Moreau", "Nakamura", "Okafor", "Price",
+                                      "Quiroga", "Rossi", "Silva", "Tanaka", "Ueda", "Varga", "Weber", "Young"};
+  static const char* const kCities[] = {"Lisbon", "Oslo", "Quito", "Nairobi", "Hanoi", "Lima", "Perth", "Dakar",
+                                        "Riga", "Tunis", "Cusco", "Bergen", "Kyoto", "Porto", "Accra", "Split"};
+  auto person = [&] {
+    return std::string(kFirst[draw(rng, std::size(kFirst))]) + " " + kLast[draw(rng, std::size(kLast))];
+  };
+  TrainingSample s;
+  for (int i = 0; i < ndocs; ++i) s.documents.push_back(filler(rng, cfg.doc_words));
+  std::string a = person(), b = person();
+  while (b == a) b = person();
+  s.answer = kCities[draw(rng, std::size(kCities))];
+  int da = static_cast<int>(draw(rng, ndocs)), db = static_cast<int>(draw(rng, ndocs));
+  while (db == da) db = static_cast<int>(draw(rng, ndocs));
+  s.documents[da] = insert_sentence(rng, s.documents[da], a + " works with " + b + ".");
+  s.documents[db] = insert_sentence(rng, s.documents[db], b + " lives in " + s.answer + ".");
+  s.positives = {da, db};
+  s.question = "In which city does the colleague of " + a + " live?";
+  add_retrieval_round(s, da);  // hop 1 names the colleague; hop 2 needs that name
+  add_retrieval_round(s, db);
+  add_answer(s);
+  return s;
+}
+
+}  // namespace
+
+TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index) {
+  if (cfg.min_docs < 2 || cfg.max_docs < cfg.min_docs) throw Error("training data: need 2 <= min_docs <= max_docs");
+  std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));
+  const int ndocs = cfg.min_docs + static_cast<int>(draw(rng, cfg.max_docs - cfg.min_docs + 1));
+  std::string task = cfg.task;
+  if (task == "mix") task = draw(rng, 3) == 0 ? "twohop" : "niah";
+  if (task == "niah") return niah_sample(rng, cfg, ndocs);
+  if (task == "twohop") return twohop_sample(rng, cfg, ndocs);
+  throw Error("training data: unknown task '" + cfg.task + "' (niah, twohop, mix)");
+}
+
+}  // namespace msabench

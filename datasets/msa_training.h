@@ -1,0 +1,55 @@
+// Training samples for the suite's own MSA model, written in the memory-interleave format the
+// model must produce at inference (msa-reference.md §9): the model names documents "[i]" and ends
+// each retrieval step with <|object_ref_end|>; the system injects "[i]. TEXT\n<|object_ref_end|>";
+// the model ends retrieval with <End-of-Retrieve>; the system restates the question; the model
+// answers "The answer to the question is: ...<|im_end|>".
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace msabench {
+
+// Exact protocol strings.
+namespace interleave {
+inline constexpr const char* kRoutingPrefix = "\nPlease answer the question based on the above historical document information\n\n";
+inline constexpr const char* kRoutingSuffix = "\nPlease return all documents related to the question\n";
+inline constexpr const char* kTemplateHead = "<|im_start|>user\n";  // stage-1 template prefix
+inline constexpr const char* kTemplateTail = "<|im_end|>\n";        // role -2
+inline constexpr const char* kResponseHead = "<|im_start|>";        // role -1
+inline constexpr const char* kObjectRefEnd = "<|object_ref_end|>";
+inline constexpr const char* kEndOfRetrieve = "<End-of-Retrieve>";
+inline constexpr const char* kAnswerPrefix = "The answer to the question is: ";
+inline constexpr const char* kImEnd = "<|im_end|>";
+// "<|im_start|>[i]. TEXT[i]<|im_end|>"
+std::string memory_document(int64_t id, const std::string& text);
+// "\nPlease answer ...\n\n" + question + "\nPlease return all documents related to the question\n"
+std::string routing_query(const std::string& question);
+// "<|im_start|>The user's question is: Q\n<|object_ref_end|>"
+std::string question_restatement(const std::string& question);
+}  // namespace interleave
+
+struct TrainingSegment {
+  std::string text;
+  bool trained;  // LM loss on these tokens (model output) or not (system-injected)
+};
+
+struct TrainingSample {
+  std::vector<std::string> documents;  // texts; document i is wrapped by interleave::memory_document(i, ...)
+  std::vector<int> positives;          // documents the question needs (aux-loss positives)
+  std::string question;
+  std::vector<TrainingSegment> response;  // after the response head <|im_start|>
+  std::string answer;
+};
+
+struct TrainingDataConfig {
+  std::string task = "niah";     // niah | twohop | mix
+  int min_docs = 8, max_docs = 32;
+  int doc_words = 40;            // haystack words per document (about)
+  uint64_t seed = 1;
+};
+
+// Deterministic: sample(i) depends only on the config and i (so training resumes exactly).
+TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index);
+
+}  // namespace msabench

@@ -1,0 +1,71 @@
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "core/error.h"
+#include "core/tokenizer/byte_tokenizer.h"
+
+using namespace msabench;
+
+TEST(ByteTokenizer, FixedSpecialIds) {
+  ByteTokenizer t;
+  EXPECT_EQ(t.name(), "bytes");
+  EXPECT_EQ(t.vocab_size(), 259);
+  EXPECT_EQ(t.token_id("<|endoftext|>"), 256);
+  EXPECT_EQ(t.token_id("<|im_start|>"), 257);
+  EXPECT_EQ(t.token_id("<|im_end|>"), 258);
+  EXPECT_EQ(t.token_id("A"), 65);
+  EXPECT_EQ(t.token_id("AB"), std::nullopt);
+  EXPECT_EQ(t.token_text(258), "<|im_end|>");
+  EXPECT_EQ(t.token_text(0), std::string(1, '\0'));
+  EXPECT_TRUE(t.is_special(256));
+  EXPECT_FALSE(t.is_special(255));
+  EXPECT_THROW(t.token_text(259), Error);
+}
+
+TEST(ByteTokenizer, EncodesBytesAndSpecials) {
+  ByteTokenizer t;
+  std::vector<int32_t> want = {257, 'h', 'i', 0xC3, 0xA9, 258, 256};
+  EXPECT_EQ(t.encode("<|im_start|>hi\xC3\xA9<|im_end|><|endoftext|>"), want);
+  // without specials the markers are plain bytes
+  std::string text = "<|im_end|>";
+  auto ids = t.encode(text, false);
+  ASSERT_EQ(ids.size(), text.size());
+  for (size_t i = 0; i < text.size(); ++i) EXPECT_EQ(ids[i], static_cast<unsigned char>(text[i]));
+  EXPECT_EQ(t.count(text, false), 10);
+  EXPECT_EQ(t.count(text, true), 1);
+  EXPECT_EQ(t.encode("<|im_start"), t.encode("<|im_start", false));  // incomplete marker
+  EXPECT_TRUE(t.encode("").empty());
+}
+
+TEST(ByteTokenizer, ExactRoundTripOfArbitraryBytes) {
+  ByteTokenizer t;
+  std::string all;
+  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  EXPECT_EQ(t.decode(t.encode(all)), all);
+  std::mt19937 rng(7);
+  for (int n = 0; n < 200; ++n) {
+    std::string s(rng() % 300, '\0');
+    for (auto& c : s) c = static_cast<char>(rng() % 256);
+    if (n % 3 == 0) s += "<|im_start|>x<|im_end|>";
+    EXPECT_EQ(t.decode(t.encode(s, true)), s);
+    EXPECT_EQ(t.decode(t.encode(s, false)), s);
+    EXPECT_EQ(t.count(s), static_cast<int64_t>(t.encode(s).size()));
+  }
+}
+
+TEST(ByteTokenizer, DecodeSkipsSpecialsAndRejectsUnknownIds) {
+  ByteTokenizer t;
+  EXPECT_EQ(t.decode({257, 'o', 'k', 258}, true), "ok");
+  EXPECT_EQ(t.decode({257, 'o', 'k', 258}, false), "<|im_start|>ok<|im_end|>");
+  EXPECT_THROW(t.decode({259}), Error);
+  EXPECT_THROW(t.decode({-1}), Error);
+}
+
+TEST(ByteTokenizer, CounterFactory) {
+  auto c = make_model_token_counter("bytes");
+  EXPECT_EQ(c->label(), "bytes");
+  EXPECT_EQ(c->count("abc<|im_end|>"), 13);  // counters treat corpus text as plain text
+  auto t = load_tokenizer("bytes");
+  EXPECT_EQ(t->name(), "bytes");
+}
