@@ -32,6 +32,7 @@ struct MemoryCorpus {
 struct Dataset {
   std::string name;                  // e.g. "niah_single_1"
   std::string tokenizer;             // label of the token counter used for sizes
+  std::string tokenizer_spec;        // how to recreate it (make_token_counter); empty = the label
   int64_t target_tokens = 0;         // requested memory size per corpus (0: as loaded)
   nlohmann::json meta = nlohmann::json::object();  // generator parameters, source files
   std::vector<MemoryCorpus> corpora;

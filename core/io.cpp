@@ -131,6 +131,7 @@ Dataset load_jsonl_dataset(const std::string& corpus_path, const std::string& qu
   Dataset ds;
   ds.name = fs::path(corpus_path).stem().string();
   ds.tokenizer = counter->label();
+  ds.tokenizer_spec = counter->spec();
   ds.meta = {{"corpus", corpus_path}, {"queries", queries_path}};
   std::map<std::string, size_t> group_index;
   auto corpus_for = [&](const std::string& g) -> MemoryCorpus& {
@@ -179,6 +180,7 @@ void save_dataset_dir(const Dataset& ds, const std::string& dir) {
                       {"gold_doc_ids", q.gold_doc_ids}, {"meta", q.meta}}.dump() + "\n";
   }
   json meta = {{"format", "msabench.dataset/1"}, {"name", ds.name}, {"tokenizer", ds.tokenizer},
+               {"tokenizer_spec", ds.tokenizer_spec.empty() ? ds.tokenizer : ds.tokenizer_spec},
                {"target_tokens", ds.target_tokens}, {"corpora", ds.corpora.size()},
                {"queries", ds.num_queries()}, {"tokens", ds.total_tokens()}, {"generator", ds.meta}};
   write_file_atomic((fs::path(dir) / "corpus.jsonl").string(), corpus);
@@ -199,7 +201,7 @@ Dataset load_dataset_dir(const std::string& dir) {
     throw Error(meta_path.string() + ": unknown format '" + meta.value("format", "") + "'");
   Dataset ds = load_jsonl_dataset((fs::path(dir) / "corpus.jsonl").string(),
                                   (fs::path(dir) / "queries.jsonl").string(),
-                                  meta.value("tokenizer", "whitespace-words"));
+                                  meta.value("tokenizer_spec", meta.value("tokenizer", "whitespace-words")));
   ds.name = meta.value("name", ds.name);
   ds.target_tokens = meta.value("target_tokens", int64_t{0});
   ds.meta = meta.value("generator", json::object());

@@ -15,9 +15,21 @@ int64_t WhitespaceWordCounter::count(std::string_view text) const {
   return n;
 }
 
-std::unique_ptr<TokenCounter> make_token_counter(const std::string& label) {
-  if (label == "whitespace-words" || label == "whitespace") return std::make_unique<WhitespaceWordCounter>();
-  throw Error("unknown tokenizer '" + label + "' (available: whitespace-words)");
+namespace {
+std::function<std::unique_ptr<TokenCounter>(const std::string&)>& model_factory() {
+  static std::function<std::unique_ptr<TokenCounter>(const std::string&)> f;
+  return f;
+}
+}  // namespace
+
+void set_model_token_counter_factory(std::function<std::unique_ptr<TokenCounter>(const std::string&)> factory) {
+  model_factory() = std::move(factory);
+}
+
+std::unique_ptr<TokenCounter> make_token_counter(const std::string& spec) {
+  if (spec == "whitespace-words" || spec == "whitespace") return std::make_unique<WhitespaceWordCounter>();
+  if (model_factory()) return model_factory()(spec);
+  throw Error("unknown tokenizer '" + spec + "' (available: whitespace-words)");
 }
 
 }  // namespace msabench

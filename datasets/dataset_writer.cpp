@@ -64,7 +64,8 @@ void DatasetDirWriter::query(const std::string& group, const Query& q) {
   ++queries_;
 }
 
-void DatasetDirWriter::finish(const std::string& name, const std::string& tokenizer, int64_t target_tokens,
+void DatasetDirWriter::finish(const std::string& name, const std::string& tokenizer, const std::string& tokenizer_spec,
+                              int64_t target_tokens,
                               const json& generator) {
   auto close = [](std::FILE*& f, const std::string& path) {
     bool bad = std::ferror(f) != 0;
@@ -76,7 +77,8 @@ void DatasetDirWriter::finish(const std::string& name, const std::string& tokeni
   close(queries_f_, queries_path_);
   if (documents_ == 0) throw Error(corpus_path_ + ": no documents were written");
   json meta = {{"format", "msabench.dataset/1"}, {"name", name},
-               {"tokenizer", tokenizer},         {"target_tokens", target_tokens},
+               {"tokenizer", tokenizer},         {"tokenizer_spec", tokenizer_spec.empty() ? tokenizer : tokenizer_spec},
+               {"target_tokens", target_tokens},
                {"corpora", groups_.size()},      {"queries", queries_},
                {"documents", documents_},        {"tokens", tokens_},
                {"generator", generator}};
@@ -95,7 +97,7 @@ WrittenDataset write_niah_dir(const NiahGenerator& gen, const std::string& dir,
     });
     for (const auto& q : c.queries) w.query(group, q);
   }
-  w.finish(cfg.task, gen.counter().label(), cfg.target_tokens, gen.describe());
+  w.finish(cfg.task, gen.counter().label(), gen.counter().spec(), cfg.target_tokens, gen.describe());
   return {cfg.task, w.corpora(), w.documents(), w.queries(), w.tokens()};
 }
 
@@ -111,7 +113,7 @@ DatasetDirStats inspect_dataset_dir(const std::string& dir, int show) {
   if (!st.meta.is_object() || st.meta.value("format", "") != "msabench.dataset/1")
     throw Error(meta_path + ": not a msabench.dataset/1 meta file");
   st.tokenizer = st.meta.value("tokenizer", "whitespace-words");
-  auto counter = make_token_counter(st.tokenizer);
+  auto counter = make_token_counter(st.meta.value("tokenizer_spec", st.tokenizer));
 
   auto str_field = [](const json& j, const char* key) -> std::string {
     auto it = j.find(key);

@@ -26,7 +26,8 @@ class DatasetDirWriter {
   void document(const std::string& group, const Document& d, int64_t tokens);
   void query(const std::string& group, const Query& q);
   // Flushes and checks both JSONL files, then writes meta.json (which marks the set complete).
-  void finish(const std::string& name, const std::string& tokenizer, int64_t target_tokens,
+  // tokenizer_spec: how to recreate the counter (TokenCounter::spec()); empty = the label.
+  void finish(const std::string& name, const std::string& tokenizer, const std::string& tokenizer_spec, int64_t target_tokens,
               const nlohmann::json& generator);
 
   int64_t documents() const { return documents_; }

@@ -128,6 +128,7 @@ Dataset new_dataset(const std::string& name, const std::string& loader, const st
   Dataset ds;
   ds.name = name;
   ds.tokenizer = counter.label();
+  ds.tokenizer_spec = counter.spec();
   ds.meta = {{"loader", loader}, {"files", files}};
   return ds;
 }

@@ -265,6 +265,7 @@ Dataset NiahGenerator::all() const {
   Dataset ds;
   ds.name = task_.name;
   ds.tokenizer = counter_.label();
+  ds.tokenizer_spec = counter_.spec();
   ds.target_tokens = cfg_.target_tokens;
   ds.meta = describe();
   for (int i = 0; i < cfg_.samples; ++i) ds.corpora.push_back(sample(i));

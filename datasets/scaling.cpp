@@ -259,7 +259,7 @@ std::vector<ScalingBank> build_memory_banks(const std::string& name, const std::
                   {"documents", banks[b].pad_documents},
                   {"tokens", banks[b].pad_tokens},
                   {"doc_tokens", cfg.pad_doc_tokens}}}};
-    writers[b]->finish(name, counter.label(), sizes[b], gen);
+    writers[b]->finish(name, counter.label(), counter.spec(), sizes[b], gen);
     banks[b].tokens = writers[b]->tokens();
     banks[b].documents = writers[b]->documents();
     writers[b].reset();

@@ -19,6 +19,7 @@
 #include "core/result.h"
 #include "core/text.h"
 #include "core/tokenizer.h"
+#include "core/tokenizer/text_tokenizer.h"
 #include "datasets/dataset_writer.h"
 #include "datasets/loaders.h"
 #include "datasets/scaling.h"
@@ -104,6 +105,11 @@ std::vector<double> parse_depths(const std::string& s) {
   return out;
 }
 
+// Token counter for memory sizes: --tokenizer on run / data (whitespace-words, bytes, or a
+// tokenizer.json / model directory such as a Qwen3 checkpoint).
+std::string g_tokenizer = "whitespace-words";
+std::unique_ptr<TokenCounter> token_counter() { return make_token_counter(g_tokenizer); }
+
 bool is_niah_task(const std::string& name) {
   for (const auto& t : niah_tasks())
     if (t.name == name) return true;
@@ -169,7 +175,7 @@ int cmd_run(RunArgs a) {
 
   // Validate every backend spec and dataset before any work starts.
   for (const auto& b : a.backends) BackendRegistry::instance().create(b);
-  auto counter = make_token_counter("whitespace-words");
+  auto counter = token_counter();
   struct Plan {
     std::string backend;
     CorpusStream data;
@@ -288,7 +294,7 @@ int cmd_retrieve(const std::string& backend_spec, const std::string& corpus, con
 // ----------------------------------------------------------------------------------- data
 int cmd_data_make(const std::string& task, const std::string& tokens, int samples, uint64_t seed,
                   int64_t doc_tokens, const std::string& depths, const std::string& out, bool quiet) {
-  auto counter = make_token_counter("whitespace-words");
+  auto counter = token_counter();
   std::vector<std::string> tasks;
   if (task == "all")
     for (const auto& t : niah_tasks()) tasks.push_back(t.name);
@@ -335,7 +341,7 @@ int cmd_data_make(const std::string& task, const std::string& tokens, int sample
 int cmd_data_make_from(const std::string& format, const std::vector<std::string>& inputs,
                        const std::vector<std::string>& sizes, const std::string& pad, size_t max_queries,
                        uint64_t seed, int64_t doc_tokens, const std::string& out) {
-  auto counter = make_token_counter("whitespace-words");
+  auto counter = token_counter();
   ScalingConfig sc;
   for (const auto& s : sizes) sc.sizes.push_back(parse_token_count(s));
   sc.seed = seed;
@@ -385,7 +391,7 @@ int cmd_data_make_from(const std::string& format, const std::vector<std::string>
       for (const auto& d : c.documents) w.document(c.id, d, counter->count(d.text));
       for (const auto& q : c.queries) w.query(c.id, q);
     }
-    w.finish(ds.name, counter->label(), 0, ds.meta);
+    w.finish(ds.name, counter->label(), counter->spec(), 0, ds.meta);
     staging.commit();
     std::printf("wrote %s: %s, %lld documents, %lld tokens, %lld queries\n", out.c_str(), ds.name.c_str(),
                 (long long)w.documents(), (long long)w.tokens(), (long long)w.queries());
@@ -402,7 +408,7 @@ int cmd_data_make_from(const std::string& format, const std::vector<std::string>
 
 int cmd_data_inspect(const std::vector<std::string>& paths, const std::string& format, int show) {
   if (!format.empty()) {
-    auto counter = make_token_counter("whitespace-words");
+    auto counter = token_counter();
     std::cout << dataset_summary(load_by_format(format, paths, *counter), *counter, show);
     return 0;
   }
@@ -462,6 +468,7 @@ int cmd_compare(const std::string& base, const std::string& next, const std::vec
 }  // namespace
 
 int main(int argc, char** argv) {
+  set_model_token_counter_factory([](const std::string& spec) { return make_model_token_counter(spec); });
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   CLI::App app{"msabench: benchmark Memory Sparse Attention and RAG baselines on long-memory workloads"};
@@ -495,6 +502,9 @@ int main(int argc, char** argv) {
   run->add_flag("--no-plot", ra.no_plot, "skip report.png");
   run->add_flag("-q,--quiet", ra.quiet, "no progress bar");
   run->add_flag("--list", ra.list, "list backends, datasets and suites, then exit");
+  run->add_option("--tokenizer", g_tokenizer, "token counter for memory sizes: whitespace-words, bytes, or a "
+                                              "tokenizer.json / model directory (e.g. a Qwen3 checkpoint)")
+      ->capture_default_str();
   run->footer("Examples:\n"
               "  msabench run\n"
               "  msabench run --suite smoke -o /tmp/smoke\n"
@@ -540,6 +550,9 @@ int main(int argc, char** argv) {
   make->add_option("--tokens", d_tokens, "memory size per sample (16K, 1M, ...)")->capture_default_str();
   make->add_option("--samples", d_samples, "number of samples (one memory corpus + query each)")->capture_default_str();
   make->add_option("--seed", d_seed, "generator seed")->capture_default_str();
+  make->add_option("--tokenizer", g_tokenizer, "token counter for sizes: whitespace-words, bytes, tokenizer.json or "
+                                               "model directory")
+      ->capture_default_str();
   make->add_option("--doc-tokens", d_doc_tokens, "document size in tokens")->capture_default_str();
   make->add_option("--depths", d_depths, "needle depths in percent, cycled over samples");
   std::string d_from, d_pad = "essay";
@@ -568,6 +581,7 @@ int main(int argc, char** argv) {
   inspect->add_option("path", i_paths, "dataset directory, .pkl file, or the file(s) of --format")->required();
   inspect->add_option("--format", i_format, "read PATH... in this public format (see `msabench data list`)");
   inspect->add_option("--show", i_show, "queries to print")->capture_default_str();
+  inspect->add_option("--tokenizer", g_tokenizer, "token counter for files read with --format")->capture_default_str();
   inspect->footer("Examples:\n  msabench data inspect data/mk1-64k --show 5\n"
                   "  msabench data inspect --format hotpotqa hotpot_dev_distractor_v1.json\n"
                   "  msabench data inspect qdata_hotpotqa.pkl");

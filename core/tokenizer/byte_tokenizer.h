@@ -1,6 +1,7 @@
 // Byte-level tokenizer for the suite's own small models: ids 0..255 are the raw bytes, then a
 // fixed list of special tokens (never change the order: ids are baked into trained models).
 //   256 <|endoftext|>   257 <|im_start|>   258 <|im_end|>
+//   259 <|object_ref_start|>   260 <|object_ref_end|>   261 <End-of-Retrieve>   (MSA interleave markers)
 // encode/decode round-trips any byte string exactly (no UTF-8 requirement).
 #pragma once
 #include <array>
@@ -14,7 +15,12 @@ class ByteTokenizer : public TextTokenizer {
   static constexpr int32_t kEndOfText = 256;
   static constexpr int32_t kImStart = 257;
   static constexpr int32_t kImEnd = 258;
-  static constexpr std::array<const char*, 3> kSpecialTokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+  static constexpr int32_t kObjectRefStart = 259;
+  static constexpr int32_t kObjectRefEnd = 260;
+  static constexpr int32_t kEndOfRetrieve = 261;
+  static constexpr std::array<const char*, 6> kSpecialTokens = {"<|endoftext|>",       "<|im_start|>",
+                                                                "<|im_end|>",          "<|object_ref_start|>",
+                                                                "<|object_ref_end|>", "<End-of-Retrieve>"};
   static constexpr int32_t kVocabSize = 256 + static_cast<int32_t>(kSpecialTokens.size());
 
   std::string name() const override { return "bytes"; }

@@ -25,7 +25,7 @@ std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& spec) {
 }
 
 std::unique_ptr<TokenCounter> make_model_token_counter(const std::string& spec) {
-  return std::make_unique<TextTokenCounter>(std::shared_ptr<const TextTokenizer>(load_tokenizer(spec)));
+  return std::make_unique<TextTokenCounter>(std::shared_ptr<const TextTokenizer>(load_tokenizer(spec)), spec);
 }
 
 }  // namespace msabench

@@ -46,13 +46,16 @@ std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& spec);
 // TokenCounter over a TextTokenizer; counts with allow_special=false (corpus text is plain text).
 class TextTokenCounter : public TokenCounter {
  public:
-  explicit TextTokenCounter(std::shared_ptr<const TextTokenizer> tok) : tok_(std::move(tok)) {}
+  explicit TextTokenCounter(std::shared_ptr<const TextTokenizer> tok, std::string spec = "")
+      : tok_(std::move(tok)), spec_(std::move(spec)) {}
   std::string label() const override { return tok_->name(); }
+  std::string spec() const override { return spec_.empty() ? label() : spec_; }
   int64_t count(std::string_view text) const override { return tok_->count(text, false); }
   const TextTokenizer& tokenizer() const { return *tok_; }
 
  private:
   std::shared_ptr<const TextTokenizer> tok_;
+  std::string spec_;
 };
 
 // spec as for load_tokenizer.

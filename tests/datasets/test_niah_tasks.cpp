@@ -201,6 +201,6 @@ TEST(NiahTasks, UnfinishedWriterLeavesNoMetaFile) {
   EXPECT_FALSE(fs::exists(dir / "meta.json"));
   EXPECT_THROW(load_dataset_dir(dir.string()), Error);
   DatasetDirWriter empty(dir.string());
-  EXPECT_THROW(empty.finish("x", "whitespace-words", 0, nlohmann::json::object()), Error);  // no documents
+  EXPECT_THROW(empty.finish("x", "whitespace-words", "", 0, nlohmann::json::object()), Error);  // no documents
   fs::remove_all(dir);
 }

@@ -10,7 +10,8 @@ using namespace msabench;
 TEST(ByteTokenizer, FixedSpecialIds) {
   ByteTokenizer t;
   EXPECT_EQ(t.name(), "bytes");
-  EXPECT_EQ(t.vocab_size(), 259);
+  EXPECT_EQ(t.vocab_size(), 262);
+  EXPECT_EQ(t.encode("[3]<|object_ref_end|><End-of-Retrieve>"), (std::vector<int32_t>{'[', '3', ']', 260, 261}));
   EXPECT_EQ(t.token_id("<|endoftext|>"), 256);
   EXPECT_EQ(t.token_id("<|im_start|>"), 257);
   EXPECT_EQ(t.token_id("<|im_end|>"), 258);
@@ -20,7 +21,7 @@ TEST(ByteTokenizer, FixedSpecialIds) {
   EXPECT_EQ(t.token_text(0), std::string(1, '\0'));
   EXPECT_TRUE(t.is_special(256));
   EXPECT_FALSE(t.is_special(255));
-  EXPECT_THROW(t.token_text(259), Error);
+  EXPECT_THROW(t.token_text(262), Error);
 }
 
 TEST(ByteTokenizer, EncodesBytesAndSpecials) {
@@ -58,7 +59,7 @@ TEST(ByteTokenizer, DecodeSkipsSpecialsAndRejectsUnknownIds) {
   ByteTokenizer t;
   EXPECT_EQ(t.decode({257, 'o', 'k', 258}, true), "ok");
   EXPECT_EQ(t.decode({257, 'o', 'k', 258}, false), "<|im_start|>ok<|im_end|>");
-  EXPECT_THROW(t.decode({259}), Error);
+  EXPECT_THROW(t.decode({262}), Error);
   EXPECT_THROW(t.decode({-1}), Error);
 }
 
