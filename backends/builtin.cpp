@@ -1,5 +1,6 @@
 #include "backends/builtin.h"
 
+#include "backends/msa/msa_backend.h"
 #include "baselines/bm25/bm25_backend.h"
 
 namespace msabench {
@@ -10,6 +11,7 @@ void register_builtin_backends() {
   done = true;
   auto& r = BackendRegistry::instance();
   register_bm25_backend(r);
+  register_msa_backend(r);
 }
 
 }  // namespace msabench

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/dataset.h"
 
 namespace msabench {
@@ -21,6 +23,8 @@ struct Answer {
   bool retrieval_only = false;   // the backend has no generator: only `retrieved` is meaningful
   std::vector<ScoredDoc> retrieved;  // best first
   std::map<std::string, double> stage_seconds;  // e.g. {"retrieve": 0.002}
+  std::vector<std::string> router_topk;  // MSA: documents the router selected (empty for others)
+  nlohmann::json detail;                 // backend-specific record fields (full text, rounds, routing)
 };
 
 struct IndexStats {

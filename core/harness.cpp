@@ -57,6 +57,8 @@ json run_cell(Backend& backend, const CorpusStream& data, const MetricList& metr
       rec["retrieved"] = ret;
       rec["seconds"] = took;
       rec["stage_seconds"] = a.stage_seconds;
+      if (!a.router_topk.empty()) rec["router_topk"] = a.router_topk;
+      if (!a.detail.is_null()) rec["detail"] = a.detail;
       json m = json::object();
       for (const auto& metric : metrics) {
         auto v = metric->score(q, a);

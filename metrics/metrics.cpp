@@ -87,6 +87,19 @@ class RecallAtK : public Metric {
   int k_;
 };
 
+// Router recall: gold documents among those the MSA router selected (top-k of the routing layers).
+class RouterRecall : public Metric {
+ public:
+  std::string name() const override { return "router_recall"; }
+  std::string description() const override { return "fraction of gold documents in the router's top-k (MSA)"; }
+  std::optional<double> score(const Query& q, const Answer& a) const override {
+    if (q.gold_doc_ids.empty() || a.router_topk.empty()) return std::nullopt;
+    std::vector<ScoredDoc> r;
+    for (const auto& id : a.router_topk) r.push_back({id, 0.0});
+    return recall_at_k(q.gold_doc_ids, r, static_cast<int>(r.size()));
+  }
+};
+
 class MrrAt10 : public Metric {
  public:
   std::string name() const override { return "mrr@10"; }
@@ -122,6 +135,7 @@ MetricList default_metrics() {
   m.push_back(std::make_unique<RecallAtK>(5));
   m.push_back(std::make_unique<RecallAtK>(10));
   m.push_back(std::make_unique<MrrAt10>());
+  m.push_back(std::make_unique<RouterRecall>());
   m.push_back(std::make_unique<AnswerMetric>("ruler_string_match_all",
                                              "RULER: fraction of gold strings contained in the answer",
                                              &string_match_all));

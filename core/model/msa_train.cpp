@@ -429,6 +429,9 @@ void export_trained_model(const std::string& out_dir, const std::string& model_d
   write_json_atomic((fs::path(model_dir) / "tokenizer_spec.json").string(),
                     {{"tokenizer", state.value("tokenizer", std::string("bytes"))}});
   write_json_atomic((fs::path(model_dir) / "trainer_state.json").string(), state);
+  // The trainer routes by cosine similarity (the paper's rule); the engine default for this config
+  // would be the scaled dot product, so the model records how it must be served.
+  write_json_atomic((fs::path(model_dir) / "msabench_inference.json").string(), {{"routing", "cosine"}});
 }
 
 }  // namespace msabench

@@ -1,0 +1,234 @@
+#include "backends/msa/msa_backend.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "backends/msa/interleave.h"
+#include "core/error.h"
+#include "core/io.h"
+#include "core/model/msa.h"
+#include "core/tokenizer/text_tokenizer.h"
+#include "datasets/msa_training.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace msabench {
+
+std::string default_msa_model_dir() { return std::string(MSABENCH_SOURCE_DIR) + "/backends/msa/msa-small/model"; }
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// tokenizer_spec.json (suite models) or tokenizer.json (Hugging Face checkpoints) in the model dir.
+std::string tokenizer_for(const std::string& dir) {
+  const fs::path spec = fs::path(dir) / "tokenizer_spec.json";
+  if (fs::exists(spec)) return json::parse(read_file(spec.string())).value("tokenizer", std::string("bytes"));
+  if (fs::exists(fs::path(dir) / "tokenizer.json")) return dir;
+  throw Error(dir + ": no tokenizer_spec.json or tokenizer.json next to the model");
+}
+
+class MsaBackend : public Backend {
+ public:
+  explicit MsaBackend(const BackendSpec& spec) {
+    spec.check_known({"model", "topk", "interleave", "inject", "max_rounds", "max_tokens", "routing", "positions",
+                      "threads"});
+    model_dir_ = spec.get_string("model", default_msa_model_dir());
+    if (!fs::exists(fs::path(model_dir_) / "config.json"))
+      throw Error("msa: model directory '" + model_dir_ + "' has no config.json" +
+                  (spec.options.count("model") ? "" : " (the shipped model is trained with `msabench train`, see README)"));
+    threads_ = spec.get_int("threads", 2);
+    torch::set_num_threads(static_cast<int>(threads_));
+    model_ = std::make_unique<MsaModel>(MsaModel::load(model_dir_));
+    auto& o = model_->options();
+    o.doc_top_k = static_cast<int>(spec.get_int("topk", o.doc_top_k));
+    // Suite-trained models say how they were trained to route (msabench_inference.json).
+    std::string routing_default = "engine";
+    const fs::path hints = fs::path(model_dir_) / "msabench_inference.json";
+    if (fs::exists(hints)) routing_default = json::parse(read_file(hints.string())).value("routing", routing_default);
+    const std::string routing = spec.get_string("routing", routing_default);
+    if (routing == "cosine") o.similarity = RoutingSimilarity::Cosine;
+    else if (routing != "engine") throw Error("msa: routing must be engine (config default) or cosine");
+    const std::string positions = spec.get_string("positions", "code");
+    if (positions == "paper") o.query_position_start = o.doc_top_k;
+    else if (positions != "code") throw Error("msa: positions must be code (3 + k) or paper (k)");
+    if (positions == "code") o.query_position_start = 3 + o.doc_top_k;
+    iopt_.interleave = spec.get_int("interleave", 1) != 0;
+    iopt_.inject_text = spec.get_int("inject", 1) != 0;
+    iopt_.max_rounds = static_cast<int>(spec.get_int("max_rounds", iopt_.max_rounds));
+    iopt_.max_call_tokens = static_cast<int>(spec.get_int("max_tokens", iopt_.max_call_tokens));
+    if (o.doc_top_k < 1 || iopt_.max_rounds < 1 || iopt_.max_call_tokens < 1)
+      throw Error("msa: topk, max_rounds and max_tokens must be >= 1");
+    tok_ = load_tokenizer(tokenizer_for(model_dir_));
+    if (tok_->vocab_size() > model_->base().config().vocab_size)
+      throw Error("msa: tokenizer has more ids than the model's vocabulary");
+    for (const char* s : {"<|im_end|>", "<|endoftext|>"})
+      if (auto id = tok_->token_id(s)) stop_ids_.push_back(*id);
+    spec_ = BackendSpec{"msa",
+                        {{"model", model_dir_},
+                         {"topk", std::to_string(o.doc_top_k)},
+                         {"interleave", iopt_.interleave ? "1" : "0"},
+                         {"inject", iopt_.inject_text ? "1" : "0"},
+                         {"max_rounds", std::to_string(iopt_.max_rounds)},
+                         {"max_tokens", std::to_string(iopt_.max_call_tokens)},
+                         {"routing", routing},
+                         {"positions", positions}}}
+                .to_string();
+  }
+
+  std::string spec() const override { return spec_; }
+  bool generates_answers() const override { return true; }
+
+  IndexStats index(const MemoryCorpus& corpus) override {
+    auto t0 = std::chrono::steady_clock::now();
+    doc_ids_.clear();
+    doc_text_.clear();
+    std::vector<std::vector<int64_t>> docs;
+    IndexStats st;
+    for (size_t i = 0; i < corpus.documents.size(); ++i) {
+      const auto& d = corpus.documents[i];
+      doc_ids_.push_back(d.id);
+      doc_text_[static_cast<int64_t>(i)] = d.text;
+      auto ids = tok_->encode(interleave::memory_document(static_cast<int64_t>(i), d.text), true);
+      docs.emplace_back(ids.begin(), ids.end());
+      st.tokens += static_cast<int64_t>(ids.size());
+    }
+    template_ = to64(tok_->encode(interleave::kTemplateHead, true));
+    bank_ = model_->encode_memory(docs, template_);
+    st.documents = static_cast<int64_t>(docs.size());
+    st.seconds = since(t0);
+    st.stage_seconds["encode"] = st.seconds;
+    return st;
+  }
+
+  Answer answer(const Query& query, int k) override {
+    auto t0 = std::chrono::steady_clock::now();
+    InterleaveSession session(query.text, &doc_text_, iopt_);
+    Answer a;
+    json calls = json::array();
+    double prefill_s = 0, decode_s = 0;
+    int64_t generated = 0;
+    bool done = false;
+    std::vector<LayerRouting> first_routing;
+    while (!done) {
+      PromptTokens prompt = build_prompt(session);
+      MsaCache cache;
+      std::vector<LayerRouting> routing;
+      auto tp = std::chrono::steady_clock::now();
+      auto logits = model_->prefill(bank_, {prompt}, cache, &routing);
+      prefill_s += since(tp);
+      if (first_routing.empty()) first_routing = routing;
+      calls.push_back({{"prompt_tokens", prompt.ids.size()}, {"routing", routing_json(routing)}});
+      session.start_call();
+      auto td = std::chrono::steady_clock::now();
+      int call_tokens = 0;
+      while (true) {
+        const int64_t next = logits[0].argmax().item<int64_t>();
+        ++call_tokens;
+        ++generated;
+        InterleaveSession::Action act;
+        if (std::find(stop_ids_.begin(), stop_ids_.end(), next) != stop_ids_.end() &&
+            tok_->token_text(static_cast<int32_t>(next)) == "<|endoftext|>") {
+          act = InterleaveSession::Action::Done;
+        } else {
+          act = session.on_text(tok_->decode({static_cast<int32_t>(next)}));
+          if (act == InterleaveSession::Action::Continue && call_tokens >= iopt_.max_call_tokens)
+            act = session.on_call_limit();
+        }
+        if (act == InterleaveSession::Action::Done) {
+          done = true;
+          break;
+        }
+        if (act == InterleaveSession::Action::NewRound) break;
+        std::vector<int64_t> feed = {next};
+        if (act == InterleaveSession::Action::Inject) {
+          auto inj = to64(tok_->encode(session.injection(), true));
+          feed.insert(feed.end(), inj.begin(), inj.end());
+        }
+        logits = model_->decode_step(torch::tensor(feed, torch::kInt64).unsqueeze(0), cache);
+      }
+      decode_s += since(td);
+    }
+    a.text = session.answer();
+    int rank = 0;
+    for (auto id : session.named_ids())
+      if (id >= 0 && id < static_cast<int64_t>(doc_ids_.size()))
+        a.retrieved.push_back({doc_ids_[id], 1.0 / (++rank)});
+    if (static_cast<int>(a.retrieved.size()) > k) a.retrieved.resize(k);
+    if (!first_routing.empty())
+      for (auto id : first_routing.back().doc_ids[0]) a.router_topk.push_back(doc_ids_[id]);
+    a.stage_seconds = {{"prefill", prefill_s}, {"decode", decode_s}, {"total", since(t0)}};
+    std::vector<std::string> predicted;
+    for (auto id : session.predicted_ids())
+      if (id >= 0 && id < static_cast<int64_t>(doc_ids_.size())) predicted.push_back(doc_ids_[id]);
+    a.detail = {{"rounds", session.rounds()},
+                {"stop_reason", session.stop_reason()},
+                {"retrieval_end", session.retrieval_end()},
+                {"generated_tokens", generated},
+                {"response", session.response()},
+                {"named_doc_ids", a.retrieved.size()},
+                {"predicted_doc_ids", predicted},
+                {"calls", calls}};
+    return a;
+  }
+
+ private:
+  static std::vector<int64_t> to64(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
+
+  // First call: A (routing) B (template tail) C (response head). Later calls: the same plus the
+  // transcript; the latest injected documents route too (msa-reference §9.3).
+  PromptTokens build_prompt(const InterleaveSession& s) const {
+    PromptTokens p;
+    auto add = [&](const std::string& text, int role) {
+      for (auto id : tok_->encode(text, true)) {
+        p.ids.push_back(id);
+        p.roles.push_back(role);
+      }
+    };
+    add(s.routing_text(), 0);
+    add(interleave::kTemplateTail, -2);
+    add(interleave::kResponseHead, -1);
+    const std::string& tr = s.transcript();
+    if (!tr.empty()) {
+      auto [b, e] = s.routing_region();
+      add(tr.substr(0, b), -1);
+      add(tr.substr(b, e - b), 0);
+      add(tr.substr(e), -1);
+    }
+    return p;
+  }
+
+  json routing_json(const std::vector<LayerRouting>& routing) const {
+    json out = json::array();
+    for (const auto& r : routing) {
+      json ids = json::array();
+      for (auto id : r.doc_ids[0]) ids.push_back(doc_ids_[id]);
+      out.push_back({{"layer", r.layer}, {"doc_ids", ids}, {"scores", r.scores[0]}});
+    }
+    return out;
+  }
+
+  std::string model_dir_, spec_;
+  int64_t threads_ = 2;
+  std::unique_ptr<MsaModel> model_;
+  std::unique_ptr<TextTokenizer> tok_;
+  InterleaveOptions iopt_;
+  std::vector<int64_t> stop_ids_, template_;
+  MemoryBank bank_;
+  std::vector<std::string> doc_ids_;
+  std::map<int64_t, std::string> doc_text_;
+};
+
+}  // namespace
+
+void register_msa_backend(BackendRegistry& registry) {
+  registry.add({"msa", "MSA model with Memory Interleave over a memory bank of the corpus",
+                "model=DIR (default: the shipped backends/msa/msa-small/model), topk=16, interleave=1, inject=1, "
+                "max_rounds=6, max_tokens=256 (per call), routing=engine|cosine, positions=code|paper, threads=2",
+                [](const BackendSpec& s) { return std::make_unique<MsaBackend>(s); }});
+}
+
+}  // namespace msabench

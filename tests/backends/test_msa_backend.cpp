@@ -1,0 +1,105 @@
+// The msa backend on a random tiny MSA checkpoint: the interleave loop stays within its bounds and
+// every record field is present. (Accuracy needs the trained model; see backends/msa/msa-small.)
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "backends/builtin.h"
+#include "core/error.h"
+#include "core/harness.h"
+#include "core/io.h"
+#include "core/model/qwen3.h"
+#include "core/tokenizer.h"
+#include "datasets/niah.h"
+#include "metrics/metrics.h"
+
+namespace fs = std::filesystem;
+using namespace msabench;
+
+namespace {
+fs::path tiny_model() {
+  static fs::path dir = [] {
+    ModelConfig c;
+    c.model_type = "msa";
+    c.vocab_size = 262;
+    c.hidden_size = 32;
+    c.intermediate_size = 48;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = 8;
+    c.rope_theta = 10000;
+    c.tie_word_embeddings = true;
+    c.torch_dtype = "float32";
+    MsaConfig m;
+    m.router_layers = {1};
+    m.router_layer_idx = "1";
+    m.decouple_router = true;
+    m.pooling_kernel_size = 16;
+    c.msa = m;
+    fs::path d = fs::temp_directory_path() / ("msabench-msa-backend-" + std::to_string(::getpid()));
+    Qwen3Model::random_init(c, 3).save(d.string());
+    write_json_atomic((d / "tokenizer_spec.json").string(), {{"tokenizer", "bytes"}});
+    return d;
+  }();
+  return dir;
+}
+}  // namespace
+
+TEST(MsaBackend, RandomModelLoopStaysWithinBoundsAndRecordsAreComplete) {
+  register_builtin_backends();
+  auto backend = BackendRegistry::instance().create("msa:model=" + tiny_model().string() + ",max_tokens=24,max_rounds=2,topk=4");
+  EXPECT_TRUE(backend->generates_answers());
+  WhitespaceWordCounter counter;
+  NiahConfig cfg;
+  cfg.task = "niah_single_1";
+  cfg.target_tokens = 2048;
+  cfg.samples = 2;
+  cfg.doc_tokens = 64;
+  NiahGenerator gen(cfg, counter);
+  CorpusStream data{"niah_single_1", counter.label(), 2048, 2, [&](size_t i) { return gen.sample(static_cast<int>(i)); },
+                    gen.describe()};
+  auto metrics = default_metrics();
+  CellOptions opt;
+  auto result = run_cell(*backend, data, metrics, opt);
+  ASSERT_EQ(result["records"].size(), 2u);
+  for (const auto& r : result["records"]) {
+    ASSERT_TRUE(r.contains("detail"));
+    const auto& d = r["detail"];
+    EXPECT_LE(d["rounds"].get<int>(), 2);
+    // at most max_rounds + 1 calls of at most max_tokens each
+    EXPECT_LE(d["generated_tokens"].get<int>(), 3 * 24);
+    EXPECT_FALSE(d["stop_reason"].get<std::string>().empty());
+    EXPECT_TRUE(d["response"].is_string());
+    ASSERT_FALSE(d["calls"].empty());
+    EXPECT_EQ(d["calls"][0]["routing"].size(), 1u);            // one router layer
+    EXPECT_EQ(d["calls"][0]["routing"][0]["doc_ids"].size(), 4u);  // topk=4
+    EXPECT_EQ(r["router_topk"].size(), 4u);
+    EXPECT_FALSE(r["retrieval_only"].get<bool>());
+    EXPECT_TRUE(r["metrics"].contains("router_recall"));
+    EXPECT_TRUE(r["metrics"].contains("ruler_string_match_all"));
+  }
+  EXPECT_FALSE(result["aggregates"]["router_recall"].is_null());
+}
+
+TEST(MsaBackend, GreedyAnswersAreDeterministicAndBadSpecsAreErrors) {
+  register_builtin_backends();
+  const std::string spec = "msa:model=" + tiny_model().string() + ",max_tokens=16,max_rounds=1";
+  auto a = BackendRegistry::instance().create(spec), b = BackendRegistry::instance().create(spec);
+  WhitespaceWordCounter counter;
+  NiahConfig cfg;
+  cfg.target_tokens = 1024;
+  cfg.doc_tokens = 64;
+  NiahGenerator gen(cfg, counter);
+  auto corpus = gen.sample(0);
+  a->index(corpus);
+  b->index(corpus);
+  auto ra = a->answer(corpus.queries[0], 10), rb = b->answer(corpus.queries[0], 10);
+  EXPECT_EQ(ra.detail["response"], rb.detail["response"]);
+  EXPECT_EQ(ra.router_topk, rb.router_topk);
+  EXPECT_THROW(BackendRegistry::instance().create("msa:model=/nonexistent"), Error);
+  EXPECT_THROW(BackendRegistry::instance().create(spec + ",routing=magic"), Error);
+  EXPECT_THROW(BackendRegistry::instance().create(spec + ",topk=0"), Error);
+}
