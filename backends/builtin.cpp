@@ -1,5 +1,6 @@
 #include "backends/builtin.h"
 
+#include "backends/full/full_backend.h"
 #include "backends/msa/msa_backend.h"
 #include "baselines/bm25/bm25_backend.h"
 
@@ -12,6 +13,7 @@ void register_builtin_backends() {
   auto& r = BackendRegistry::instance();
   register_bm25_backend(r);
   register_msa_backend(r);
+  register_full_backend(r);
 }
 
 }  // namespace msabench

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "backends/builtin.h"
+#include "backends/msa/msa_backend.h"
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/harness.h"
@@ -134,11 +135,25 @@ struct RunArgs {
 struct SuiteDefaults {
   std::vector<std::string> backends, datasets, sizes;
   int samples;
+  // Per backend: largest memory size and most samples it runs in this suite (a prefix of the same
+  // deterministic samples the other backends see).
+  std::map<std::string, std::pair<int64_t, int>> limits;
+  std::string tokenizer;  // suite's token counter unless --tokenizer is given
 };
 
 SuiteDefaults suite_defaults(const std::string& suite) {
-  if (suite == "default")
-    return {{"bm25:k1=0.9,b=0.4"}, {"niah_single_1", "niah_multikey_1"}, {"16K", "64K", "256K", "1M"}, 50};
+  if (suite == "default") {
+    SuiteDefaults d{{"bm25:k1=0.9,b=0.4"}, {"niah_single_1", "niah_multikey_1"}, {"16K", "64K", "256K", "1M"}, 50, {}, ""};
+    // The shipped MSA model reads bytes, so sizes are counted in its tokens (bytes) for every
+    // backend; MSA runs the sizes a 2-core CPU encodes within the suite's 5-minute budget.
+    if (fs::exists(fs::path(default_msa_model_dir()) / "config.json")) {
+      const std::string msa = "msa:max_rounds=3,max_tokens=64";
+      d.backends.push_back(msa);
+      d.limits[msa] = {64 * 1024, 10};
+      d.tokenizer = "bytes";
+    }
+    return d;
+  }
   if (suite == "smoke") return {{"bm25"}, {"niah_single_1"}, {"4K"}, 4};
   if (suite == "niah") {
     std::vector<std::string> all;
@@ -164,10 +179,13 @@ int cmd_run(RunArgs a) {
     return 0;
   }
   SuiteDefaults d = suite_defaults(a.suite);
+  const bool backends_from_suite = a.backends.empty();
   if (a.backends.empty()) a.backends = d.backends;
   if (a.datasets.empty()) a.datasets = d.datasets;
   if (a.sizes.empty()) a.sizes = d.sizes;
   if (a.samples <= 0) a.samples = d.samples;
+  if (backends_from_suite && !d.tokenizer.empty() && g_tokenizer == "whitespace-words") g_tokenizer = d.tokenizer;
+  if (!backends_from_suite) d.limits.clear();
   if (a.k < 1) throw Error("--k must be at least 1");
   const std::vector<double> depths = parse_depths(a.depths);
   std::vector<int64_t> sizes;
@@ -197,7 +215,13 @@ int cmd_run(RunArgs a) {
         gens.push_back(gen);
         CorpusStream cs{ds, counter->label(), size, static_cast<size_t>(a.samples),
                         [gen](size_t i) { return gen->sample(static_cast<int>(i)); }, gen->describe()};
-        for (const auto& b : a.backends) plan.push_back({b, cs});
+        for (const auto& b : a.backends) {
+          auto lim = d.limits.find(b);
+          if (lim != d.limits.end() && size > lim->second.first) continue;
+          CorpusStream cell = cs;
+          if (lim != d.limits.end()) cell.count = std::min<size_t>(cell.count, lim->second.second);
+          plan.push_back({b, cell});
+        }
       }
     } else if (fs::is_directory(ds)) {
       auto data = std::make_shared<Dataset>(load_dataset_dir(ds));
@@ -244,7 +268,12 @@ int cmd_run(RunArgs a) {
   json suite = {{"schema", "msabench.suite/1"}, {"suite", a.suite}, {"backends", a.backends},
                 {"datasets", a.datasets},       {"sizes", a.sizes},   {"samples", a.samples},
                 {"seed", a.seed},               {"doc_tokens", a.doc_tokens}, {"depths", depths},
-                {"k", a.k},                     {"created", utc_timestamp()}, {"machine", machine_info()},
+                {"k", a.k},                     {"created", utc_timestamp()}, {"tokenizer", g_tokenizer},
+                {"backend_limits", [&] {
+                   json l = json::object();
+                   for (const auto& [b, v] : d.limits) l[b] = {{"max_memory_tokens", v.first}, {"max_samples", v.second}};
+                   return l;
+                 }()}, {"machine", machine_info()},
                 {"git", git_info()}};
   write_json_atomic((fs::path(staging.path()) / "suite.json").string(), suite);
   write_report(results, staging.path(), !a.no_plot);

@@ -103,3 +103,27 @@ TEST(MsaBackend, GreedyAnswersAreDeterministicAndBadSpecsAreErrors) {
   EXPECT_THROW(BackendRegistry::instance().create(spec + ",routing=magic"), Error);
   EXPECT_THROW(BackendRegistry::instance().create(spec + ",topk=0"), Error);
 }
+
+TEST(FullContextBackend, AnswersSmallMemoriesAndRefusesLargeOnes) {
+  register_builtin_backends();
+  auto full = BackendRegistry::instance().create("full:model=" + tiny_model().string() + ",max_context=3000,max_tokens=8");
+  WhitespaceWordCounter counter;
+  NiahConfig cfg;
+  cfg.target_tokens = 256;
+  cfg.doc_tokens = 64;
+  NiahGenerator small(cfg, counter);
+  auto corpus = small.sample(0);
+  auto st = full->index(corpus);
+  EXPECT_GT(st.tokens, 0);
+  auto a = full->answer(corpus.queries[0], 10);
+  EXPECT_LE(a.detail["generated_tokens"].get<int>(), 8);
+  EXPECT_FALSE(a.retrieval_only);
+  cfg.target_tokens = 4096;  // ~25K bytes: beyond max_context
+  NiahGenerator big(cfg, counter);
+  try {
+    full->index(big.sample(0));
+    FAIL() << "an over-long memory was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not fit the context limit of 3000"), std::string::npos) << e.what();
+  }
+}
