@@ -654,15 +654,15 @@ int main(int argc, char** argv) {
   int64_t t_steps = 0, t_max_seconds = -1;
   bool t_quiet = false;
   auto* train = app.add_subcommand("train", "train an MSA model (LM + routing loss), resumable from its checkpoint");
-  train->add_option("-c,--config", t_config, "training config JSON (see models/README.md)")->required();
+  train->add_option("-c,--config", t_config, "training config JSON (see backends/msa/msa-small/README.md)")->required();
   train->add_option("--steps", t_steps, "override the total number of optimizer steps");
   train->add_option("--max-seconds", t_max_seconds, "checkpoint and stop after this many seconds (resume later)");
   train->add_option("--export", t_export, "after training, write the latest checkpoint as a bf16 model here");
   train->add_flag("-q,--quiet", t_quiet, "no progress output");
   train->footer("Examples:\n"
-                "  msabench train -c models/msa-small/train_config.json\n"
-                "  msabench train -c models/msa-small/train_config.json --max-seconds 3000   # resume later\n"
-                "  msabench train -c models/msa-small/train_config.json --steps 0 --export models/msa-small\n"
+                "  msabench train -c backends/msa/msa-small/train_config.json\n"
+                "  msabench train -c backends/msa/msa-small/train_config.json --max-seconds 3000   # resume later\n"
+                "  msabench train -c backends/msa/msa-small/train_config.json --steps 0 --export backends/msa/msa-small/model\n"
                 "Progress, loss and tokens/s go to stderr and OUT_DIR/log.jsonl; OUT_DIR/checkpoint holds the\n"
                 "weights, AdamW state and step, so running the same command again resumes.");
 
