@@ -220,7 +220,12 @@ torch::Tensor Qwen3Model::hidden_to_logits(const torch::Tensor& hidden) const {
 }
 
 torch::Tensor Qwen3Model::forward(const torch::Tensor& ids, const torch::Tensor& positions, KVCache* cache,
-                                  const torch::Tensor& valid_in) {
+                                  const torch::Tensor& valid) {
+  return hidden_to_logits(final_hidden(ids, positions, cache, valid));
+}
+
+torch::Tensor Qwen3Model::final_hidden(const torch::Tensor& ids, const torch::Tensor& positions, KVCache* cache,
+                                       const torch::Tensor& valid_in) {
   torch::NoGradGuard no_grad;
   const int64_t B = ids.size(0), Lq = ids.size(1);
   const int64_t Hk = cfg_.num_key_value_heads, D = cfg_.head_dim;
@@ -279,7 +284,7 @@ torch::Tensor Qwen3Model::forward(const torch::Tensor& ids, const torch::Tensor&
     h = h + mlp(L, rms_norm(h, L.post_norm));
   }
   if (cache) cache->length = Tk;
-  return hidden_to_logits(h);
+  return h;
 }
 
 torch::Tensor sample_next(const torch::Tensor& logits, double temperature, double top_p, torch::Generator& gen) {

@@ -44,6 +44,9 @@ class Qwen3Model {
   // With a cache, attends to the cached prefix too and appends this step. Returns logits [B, L, V] fp32.
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& positions, KVCache* cache = nullptr,
                         const torch::Tensor& valid = {});
+  // Same pass, returning the last layer's output before the final norm [B, L, hidden].
+  torch::Tensor final_hidden(const torch::Tensor& ids, const torch::Tensor& positions, KVCache* cache = nullptr,
+                             const torch::Tensor& valid = {});
   torch::Tensor hidden_to_logits(const torch::Tensor& hidden) const;
 
   // ---- building blocks (x: [B, L, hidden])
