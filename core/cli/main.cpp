@@ -14,6 +14,7 @@
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/harness.h"
+#include "core/model/generate_cli.h"
 #include "core/model/msa_train.h"
 #include "core/io.h"
 #include "core/progress.h"
@@ -154,11 +155,11 @@ SuiteDefaults suite_defaults(const std::string& suite) {
     }
     return d;
   }
-  if (suite == "smoke") return {{"bm25"}, {"niah_single_1"}, {"4K"}, 4};
+  if (suite == "smoke") return {{"bm25"}, {"niah_single_1"}, {"4K"}, 4, {}, ""};
   if (suite == "niah") {
     std::vector<std::string> all;
     for (const auto& t : niah_tasks()) all.push_back(t.name);
-    return {{"bm25"}, all, {"32K", "64K", "128K", "256K", "512K", "1M"}, 50};
+    return {{"bm25"}, all, {"32K", "64K", "128K", "256K", "512K", "1M"}, 50, {}, ""};
   }
   throw Error("unknown suite '" + suite + "' (default, smoke, niah)");
 }
@@ -649,6 +650,25 @@ int main(int argc, char** argv) {
                   "calibration probe each run recorded (result \"calibration\" or suite.json); without one they are\n"
                   "not checked. Accuracy drops show a paired bootstrap p-value over the common queries.");
 
+  // generate
+  std::string g_model, g_prompt;
+  int g_max_tokens = 64;
+  double g_temperature = 0.0, g_top_p = 1.0;
+  uint64_t g_seed = 0;
+  bool g_raw = false;
+  auto* gen = app.add_subcommand("generate", "generate text with a Qwen3/MSA checkpoint (quick manual check)");
+  gen->add_option("-m,--model", g_model, "model directory (config.json, safetensors, tokenizer)")->required();
+  gen->add_option("-p,--prompt", g_prompt, "user message (wrapped in the Qwen3 chat template unless --raw)")->required();
+  gen->add_option("-n,--max-tokens", g_max_tokens, "tokens to generate")->capture_default_str();
+  gen->add_option("--temperature", g_temperature, "0 = greedy")->capture_default_str();
+  gen->add_option("--top-p", g_top_p, "nucleus sampling mass")->capture_default_str();
+  gen->add_option("--seed", g_seed, "sampling seed")->capture_default_str();
+  gen->add_flag("--raw", g_raw, "feed the prompt as is, without the chat template");
+  gen->footer("Examples:\n"
+              "  msabench generate -m /models/Qwen3-4B-Instruct-2507 -p \"What is the capital of France?\"\n"
+              "  msabench generate -m backends/msa/msa-small/model -p \"hello\" --raw -n 32\n"
+              "Prints the completion, then prompt/generated token counts with prefill and decode tokens/s.");
+
   // train
   std::string t_config, t_export;
   int64_t t_steps = 0, t_max_seconds = -1;
@@ -683,6 +703,15 @@ int main(int argc, char** argv) {
       for (const auto& f : dataset_formats())
         std::printf("  %-16s %-26s %s\n", f.name.c_str(), f.files.c_str(), f.summary.c_str());
       std::printf("  %-16s %-26s %s\n", "dir", "DIR", "a dataset directory (memory banks with --sizes)");
+      return 0;
+    }
+    if (gen->parsed()) {
+      GenerateRequest req{g_model, g_prompt, g_max_tokens, g_temperature, g_top_p, g_seed, g_raw};
+      GenerateReport rep = run_generate(req);
+      std::printf("%s\n", rep.text.c_str());
+      std::fprintf(stderr, "[%lld prompt tokens, %lld generated (%s); prefill %.0f tokens/s, decode %.1f tokens/s]\n",
+                   (long long)rep.prompt_tokens, (long long)rep.generated_tokens, rep.finish_reason.c_str(),
+                   rep.prefill_tokens_per_s, rep.decode_tokens_per_s);
       return 0;
     }
     if (train->parsed()) {
