@@ -100,6 +100,39 @@ class RouterRecall : public Metric {
   }
 };
 
+// The reference's retrieval metrics over the set of document ids found in the MSA response
+// (msa-reference §9.5, §10.4): precision, recall, F1 and IoU against the gold set.
+class PredictedIds : public Metric {
+ public:
+  enum Kind { Precision, Recall, F1, IoU };
+  explicit PredictedIds(Kind k) : k_(k) {}
+  std::string name() const override {
+    static const char* n[] = {"pred_ids_precision", "pred_ids_recall", "pred_ids_f1", "pred_ids_iou"};
+    return n[k_];
+  }
+  std::string description() const override { return "reference set metric over predicted document ids (MSA)"; }
+  std::optional<double> score(const Query& q, const Answer& a) const override {
+    if (!a.detail.is_object() || !a.detail.contains("predicted_doc_ids")) return std::nullopt;
+    std::set<std::string> pred, gold(q.gold_doc_ids.begin(), q.gold_doc_ids.end());
+    for (const auto& id : a.detail["predicted_doc_ids"]) pred.insert(id.get<std::string>());
+    if (gold.empty()) return 0.0;
+    size_t hit = 0;
+    for (const auto& id : pred) hit += gold.count(id);
+    const double p = pred.empty() ? 0.0 : static_cast<double>(hit) / pred.size();
+    const double r = static_cast<double>(hit) / gold.size();
+    switch (k_) {
+      case Precision: return p;
+      case Recall: return r;
+      case F1: return p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+      case IoU: return static_cast<double>(hit) / static_cast<double>(gold.size() + pred.size() - hit);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  Kind k_;
+};
+
 class MrrAt10 : public Metric {
  public:
   std::string name() const override { return "mrr@10"; }
@@ -136,6 +169,8 @@ MetricList default_metrics() {
   m.push_back(std::make_unique<RecallAtK>(10));
   m.push_back(std::make_unique<MrrAt10>());
   m.push_back(std::make_unique<RouterRecall>());
+  for (auto k : {PredictedIds::Precision, PredictedIds::Recall, PredictedIds::F1, PredictedIds::IoU})
+    m.push_back(std::make_unique<PredictedIds>(k));
   m.push_back(std::make_unique<AnswerMetric>("ruler_string_match_all",
                                              "RULER: fraction of gold strings contained in the answer",
                                              &string_match_all));

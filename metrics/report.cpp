@@ -32,6 +32,7 @@ const std::vector<std::pair<std::string, std::string>> kAccuracy = {
     {"recall@10", "retrieval recall@10"},
     {"mrr@10", "MRR@10"},
     {"router_recall", "MSA router recall (gold in routed top-k)"},
+    {"pred_ids_f1", "MSA predicted-id F1 (reference set metric)"},
     {"ruler_string_match_all", "RULER string match (all)"},
     {"exact_match", "exact match"},
     {"token_f1", "token F1"}};

@@ -47,7 +47,7 @@ TEST(Metrics, RetrievalOnlySkipsAnswerMetrics) {
   int answer_metrics = 0, retrieval_metrics = 0;
   for (const auto& m : default_metrics()) {
     auto v = m->score(q, a);
-    if (m->name() == "router_recall") {
+    if (m->name() == "router_recall" || m->name().rfind("pred_ids_", 0) == 0) {
       EXPECT_FALSE(v.has_value());  // no router
       continue;
     }
@@ -61,4 +61,17 @@ TEST(Metrics, RetrievalOnlySkipsAnswerMetrics) {
   }
   EXPECT_EQ(retrieval_metrics, 4);
   EXPECT_EQ(answer_metrics, 3);
+}
+
+TEST(Metrics, ReferenceSetMetricsOverPredictedIds) {
+  Query q{"q", "question", {"42"}, {"d1", "d2"}, {}};
+  Answer a;
+  a.detail = {{"predicted_doc_ids", {"d1", "d3", "d4"}}};
+  std::map<std::string, double> got;
+  for (const auto& m : default_metrics())
+    if (auto v = m->score(q, a); v && m->name().rfind("pred_ids_", 0) == 0) got[m->name()] = *v;
+  EXPECT_DOUBLE_EQ(got["pred_ids_precision"], 1.0 / 3);
+  EXPECT_DOUBLE_EQ(got["pred_ids_recall"], 0.5);
+  EXPECT_DOUBLE_EQ(got["pred_ids_f1"], 2 * (1.0 / 3) * 0.5 / (1.0 / 3 + 0.5));
+  EXPECT_DOUBLE_EQ(got["pred_ids_iou"], 1.0 / 4);
 }
