@@ -7,7 +7,7 @@ trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # --help works for every subcommand
-for sub in run retrieve data report compare generate train "data make" "data inspect"; do
+for sub in run retrieve data report compare generate train judge "data make" "data inspect"; do
   $BIN $sub --help >"$T/help.txt" || fail "$sub --help"
   grep -q "Example" "$T/help.txt" || fail "$sub --help has no examples"
 done

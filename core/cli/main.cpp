@@ -28,6 +28,8 @@
 #include "datasets/niah.h"
 #include "metrics/calibration.h"
 #include "metrics/compare.h"
+#include "metrics/judge.h"
+#include "metrics/judge_local.h"
 #include "metrics/metrics.h"
 #include "metrics/report.h"
 #include "metrics/stats.h"
@@ -669,6 +671,27 @@ int main(int argc, char** argv) {
               "  msabench generate -m backends/msa/msa-small/model -p \"hello\" --raw -n 32\n"
               "Prints the completion, then prompt/generated token counts with prefill and decode tokens/s.");
 
+  // judge
+  std::vector<std::string> j_inputs;
+  std::string j_url = HttpJudgeConfig{}.base_url, j_model = HttpJudgeConfig{}.model, j_key = HttpJudgeConfig{}.api_key_env,
+              j_local, j_prompt, j_cache = "results/.judge-cache";
+  int j_conc = 8;
+  auto* judge = app.add_subcommand("judge", "score generated answers 0-5 with an LLM judge and add judge_score to results");
+  judge->add_option("inputs", j_inputs, "result files or directories (rewritten atomically)")->required();
+  judge->add_option("--endpoint", j_url, "OpenAI-compatible base URL (POST {url}/chat/completions)")->capture_default_str();
+  judge->add_option("--model", j_model, "judge model name at the endpoint")->capture_default_str();
+  judge->add_option("--api-key-env", j_key, "environment variable holding the API key (never printed)")
+      ->capture_default_str();
+  judge->add_option("--local", j_local, "judge with a local Qwen3 checkpoint instead of an endpoint");
+  judge->add_option("--prompt-file", j_prompt, "rubric with {question}, {gold} and {prediction} placeholders");
+  judge->add_option("--cache", j_cache, "judgment cache directory")->capture_default_str();
+  judge->add_option("--concurrency", j_conc, "requests in flight")->capture_default_str();
+  judge->footer("Examples:\n"
+                "  OPENROUTER_API_KEY=... msabench judge results/latest\n"
+                "  msabench judge results/latest --endpoint http://127.0.0.1:8000/v1 --model qwen3 --api-key-env \"\"\n"
+                "  msabench judge results/latest --local /models/Qwen3-4B-Instruct-2507\n"
+                "Then `msabench report results/latest` shows the judge score tables.");
+
   // train
   std::string t_config, t_export;
   int64_t t_steps = 0, t_max_seconds = -1;
@@ -704,6 +727,32 @@ int main(int argc, char** argv) {
         std::printf("  %-16s %-26s %s\n", f.name.c_str(), f.files.c_str(), f.summary.c_str());
       std::printf("  %-16s %-26s %s\n", "dir", "DIR", "a dataset directory (memory banks with --sizes)");
       return 0;
+    }
+    if (judge->parsed()) {
+      std::unique_ptr<ChatModel> chat;
+      if (!j_local.empty()) {
+        chat = make_local_chat_model(j_local);
+      } else {
+        HttpJudgeConfig hc;
+        hc.base_url = j_url;
+        hc.model = j_model;
+        hc.api_key_env = j_key;
+        chat = make_http_chat_model(hc);
+      }
+      JudgeOptions jo;
+      if (!j_prompt.empty()) jo.prompt_template = load_judge_prompt(j_prompt);
+      jo.cache_dir = j_cache;
+      jo.concurrency = std::max(1, j_conc);
+      LlmJudge lj(*chat, jo);
+      int failed = 0, files = 0;
+      for (auto& [path, result] : load_result_files(j_inputs)) {
+        failed += judge_result_records(result, lj);
+        write_json_atomic(path, result, 1);
+        ++files;
+        std::printf("%s: judge_score %s\n", path.c_str(), result["aggregates"]["judge_score"].dump().c_str());
+      }
+      std::printf("judged %d result file(s) with %s; %d judgment(s) failed\n", files, chat->id().c_str(), failed);
+      return failed > 0 ? 1 : 0;
     }
     if (gen->parsed()) {
       GenerateRequest req{g_model, g_prompt, g_max_tokens, g_temperature, g_top_p, g_seed, g_raw};
