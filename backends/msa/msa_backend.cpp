@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "backends/msa/bank_store.h"
 #include "backends/msa/interleave.h"
 #include "core/error.h"
 #include "core/io.h"
@@ -35,7 +36,9 @@ class MsaBackend : public Backend {
  public:
   explicit MsaBackend(const BackendSpec& spec) {
     spec.check_known({"model", "topk", "interleave", "inject", "max_rounds", "max_tokens", "routing", "positions",
-                      "threads"});
+                      "threads", "bank_dir", "segment_docs"});
+    bank_dir_ = spec.get_string("bank_dir", "");
+    segment_docs_ = spec.get_int("segment_docs", 256);
     model_dir_ = spec.get_string("model", default_msa_model_dir());
     if (!fs::exists(fs::path(model_dir_) / "config.json"))
       throw Error("msa: model directory '" + model_dir_ + "' has no config.json" +
@@ -97,7 +100,20 @@ class MsaBackend : public Backend {
       st.tokens += static_cast<int64_t>(ids.size());
     }
     template_ = to64(tok_->encode(interleave::kTemplateHead, true));
-    bank_ = model_->encode_memory(docs, template_);
+    if (bank_dir_.empty()) {
+      bank_ = model_->encode_memory(docs, template_);
+    } else {
+      // Persistent bank per corpus: reused when complete, resumed when an encode was interrupted.
+      BankFingerprint fp{model_fingerprint(model_dir_), tok_->name(), corpus_fingerprint(corpus.documents)};
+      const std::string dir = (fs::path(bank_dir_) / ("bank-" + fp.corpus)).string();
+      bool loaded = false;
+      if (fs::exists(fs::path(dir) / "manifest.json") && bank_info(dir).value("complete", false)) {
+        bank_ = load_bank(dir, fp);
+        loaded = true;
+        st.reused = true;
+      }
+      if (!loaded) bank_ = encode_bank(*model_, docs, template_, fp, dir, segment_docs_);
+    }
     st.documents = static_cast<int64_t>(docs.size());
     st.seconds = since(t0);
     st.stage_seconds["encode"] = st.seconds;
@@ -211,7 +227,8 @@ class MsaBackend : public Backend {
     return out;
   }
 
-  std::string model_dir_, spec_;
+  std::string model_dir_, spec_, bank_dir_;
+  int64_t segment_docs_ = 256;
   int64_t threads_ = 2;
   std::unique_ptr<MsaModel> model_;
   std::unique_ptr<TextTokenizer> tok_;

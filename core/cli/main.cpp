@@ -10,6 +10,7 @@
 #include <set>
 
 #include "backends/builtin.h"
+#include "backends/msa/encode_cli.h"
 #include "backends/msa/msa_backend.h"
 #include "core/backend.h"
 #include "core/error.h"
@@ -692,6 +693,30 @@ int main(int argc, char** argv) {
                 "  msabench judge results/latest --local /models/Qwen3-4B-Instruct-2507\n"
                 "Then `msabench report results/latest` shows the judge score tables.");
 
+  // encode / bank
+  std::string e_model, e_corpus, e_out;
+  int64_t e_segment = 256;
+  bool e_quiet = false;
+  auto* encode = app.add_subcommand("encode", "encode a corpus into a persistent MSA memory bank (resumable)");
+  encode->add_option("-m,--model", e_model, "MSA checkpoint directory")->required();
+  encode->add_option("--corpus", e_corpus, "JSONL, one {\"id\":..., \"text\":...} per line; index = line order")->required();
+  encode->add_option("-o,--out", e_out, "bank directory (created, or resumed if an encode was interrupted)")->required();
+  encode->add_option("--segment-docs", e_segment, "documents per segment (the unit of resumption)")->capture_default_str();
+  encode->add_flag("-q,--quiet", e_quiet, "no progress bar");
+  encode->footer("Examples:\n"
+                 "  msabench encode -m backends/msa/msa-small/model --corpus corpus.jsonl -o banks/c1\n"
+                 "  msabench bank info banks/c1\n"
+                 "Killing an encode and running the same command again resumes from the last complete segment;\n"
+                 "the finished bank is byte-identical to an uninterrupted one.");
+  auto* bank = app.add_subcommand("bank", "inspect memory banks");
+  bank->require_subcommand(1);
+  std::string b_dir;
+  auto* binfo = bank->add_subcommand("info", "print a bank's manifest, fingerprints and sizes");
+  binfo->add_option("dir", b_dir, "bank directory")->required();
+  bool b_verify = false;
+  binfo->add_flag("--verify", b_verify, "read every segment and check its size and CRC-32");
+  binfo->footer("Example:\n  msabench bank info banks/c1");
+
   // train
   std::string t_config, t_export;
   int64_t t_steps = 0, t_max_seconds = -1;
@@ -726,6 +751,15 @@ int main(int argc, char** argv) {
       for (const auto& f : dataset_formats())
         std::printf("  %-16s %-26s %s\n", f.name.c_str(), f.files.c_str(), f.summary.c_str());
       std::printf("  %-16s %-26s %s\n", "dir", "DIR", "a dataset directory (memory banks with --sizes)");
+      return 0;
+    }
+    if (encode->parsed()) {
+      json s = encode_corpus_bank(e_model, e_corpus, e_out, e_segment, e_quiet);
+      std::printf("%s\n", s.dump(1).c_str());
+      return 0;
+    }
+    if (binfo->parsed()) {
+      std::printf("%s\n", describe_bank(b_dir, b_verify).dump(1).c_str());
       return 0;
     }
     if (judge->parsed()) {
