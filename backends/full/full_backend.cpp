@@ -30,7 +30,7 @@ class FullContextBackend : public Backend {
     spec.check_known({"model", "max_context", "max_tokens", "threads"});
     dir_ = spec.get_string("model", default_msa_model_dir());
     if (!fs::exists(fs::path(dir_) / "config.json")) throw Error("full: model directory '" + dir_ + "' has no config.json");
-    torch::set_num_threads(static_cast<int>(spec.get_int("threads", 2)));
+    set_compute_threads(static_cast<int>(spec.get_int("threads", 2)));
     model_ = std::make_unique<Qwen3Model>(Qwen3Model::load(dir_));
     tok_ = load_tokenizer(tokenizer_of(dir_));
     max_context_ = spec.get_int("max_context", model_->config().max_position_embeddings);

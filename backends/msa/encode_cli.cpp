@@ -17,7 +17,7 @@ namespace msabench {
 
 json encode_corpus_bank(const std::string& model_dir, const std::string& corpus_jsonl, const std::string& out,
                         int64_t segment_docs, bool quiet) {
-  torch::set_num_threads(2);
+  set_compute_threads(2);
   MsaModel model = MsaModel::load(model_dir);
   const fs::path spec = fs::path(model_dir) / "tokenizer_spec.json";
   std::string tspec = model_dir;

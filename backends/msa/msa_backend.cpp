@@ -44,7 +44,7 @@ class MsaBackend : public Backend {
       throw Error("msa: model directory '" + model_dir_ + "' has no config.json" +
                   (spec.options.count("model") ? "" : " (the shipped model is trained with `msabench train`, see README)"));
     threads_ = spec.get_int("threads", 2);
-    torch::set_num_threads(static_cast<int>(threads_));
+    set_compute_threads(static_cast<int>(threads_));
     model_ = std::make_unique<MsaModel>(MsaModel::load(model_dir_));
     auto& o = model_->options();
     o.doc_top_k = static_cast<int>(spec.get_int("topk", o.doc_top_k));

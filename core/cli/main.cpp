@@ -153,7 +153,7 @@ SuiteDefaults suite_defaults(const std::string& suite) {
     if (fs::exists(fs::path(default_msa_model_dir()) / "config.json")) {
       const std::string msa = "msa:max_rounds=3,max_tokens=64";
       d.backends.push_back(msa);
-      d.limits[msa] = {64 * 1024, 10};
+      d.limits[msa] = {64 * 1024, 5};
       d.tokenizer = "bytes";
     }
     return d;

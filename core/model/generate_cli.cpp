@@ -16,7 +16,7 @@ namespace msabench {
 
 GenerateReport run_generate(const GenerateRequest& req) {
   if (req.max_tokens < 1) throw Error("generate: --max-tokens must be >= 1");
-  torch::set_num_threads(2);
+  set_compute_threads(2);
   Qwen3Model model = Qwen3Model::load(req.model_dir);
   std::string tspec = req.model_dir;
   const fs::path spec = fs::path(req.model_dir) / "tokenizer_spec.json";

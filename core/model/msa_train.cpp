@@ -306,9 +306,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   // returning it to the kernel (mmap/munmap per tensor) halves the step time here.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  torch::set_num_threads(cfg.threads);
-  // OpenBLAS's own thread pool spins next to torch's OpenMP threads on small GEMMs; keep it to one.
-  if (auto* set_blas = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set_blas(1);
+  set_compute_threads(cfg.threads);
   torch::manual_seed(cfg.seed);
   auto tok = load_tokenizer(cfg.tokenizer);
   if (tok->vocab_size() > cfg.model.vocab_size)

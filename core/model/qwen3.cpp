@@ -1,5 +1,7 @@
 #include "core/model/qwen3.h"
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -285,6 +287,11 @@ torch::Tensor Qwen3Model::final_hidden(const torch::Tensor& ids, const torch::Te
   }
   if (cache) cache->length = Tk;
   return h;
+}
+
+void set_compute_threads(int threads) {
+  torch::set_num_threads(std::max(1, threads));
+  if (auto* set_blas = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set_blas(1);
 }
 
 torch::Tensor sample_next(const torch::Tensor& logits, double temperature, double top_p, torch::Generator& gen) {

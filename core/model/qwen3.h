@@ -99,6 +99,10 @@ GenerationResult generate(Qwen3Model& model, const std::vector<std::vector<int64
                           const SamplingOptions& opt,
                           const std::function<bool(size_t, const std::vector<int64_t>&)>& stop_check = {});
 
+// Sets LibTorch's intra-op threads and keeps OpenBLAS's own pool to one thread (two spinning
+// pools on the same cores cost more than they give for this engine's small GEMMs).
+void set_compute_threads(int threads);
+
 // Picks the next token from logits [B, V] (fp32): greedy or temperature + top-p with `gen`.
 torch::Tensor sample_next(const torch::Tensor& logits, double temperature, double top_p, torch::Generator& gen);
 
