@@ -210,10 +210,19 @@ MemoryBank MsaModel::encode_memory(const std::vector<std::vector<int64_t>>& docs
   return bank;
 }
 
-torch::Tensor MsaModel::document_scores(const torch::Tensor& q_router, const torch::Tensor& routing_mask,
+torch::Tensor MsaModel::document_scores(const torch::Tensor& q_router_in, const torch::Tensor& routing_mask_in,
                                         const torch::Tensor& router_k, const torch::Tensor& chunk_doc,
                                         int64_t num_docs) const {
   torch::NoGradGuard no_grad;
+  // One query: keep only its routing tokens, so no score row is computed just to be masked.
+  torch::Tensor q_router = q_router_in, routing_mask = routing_mask_in;
+  if (q_router_in.size(0) == 1) {
+    auto idx = routing_mask_in[0].to(torch::kBool).nonzero().squeeze(1);
+    if (idx.numel() > 0 && idx.numel() < q_router_in.size(2)) {
+      q_router = q_router_in.index_select(2, idx);
+      routing_mask = torch::ones({1, idx.numel()}, routing_mask_in.options().dtype(torch::kBool));
+    }
+  }
   const int64_t B = q_router.size(0), H = q_router.size(1), L = q_router.size(2), D = q_router.size(3);
   const int64_t Hk = router_k.size(0), C = router_k.size(1), G = H / Hk;
   const bool cosine = opt_.similarity == RoutingSimilarity::Cosine;
@@ -229,6 +238,7 @@ torch::Tensor MsaModel::document_scores(const torch::Tensor& q_router, const tor
   auto last_idx = (mask.to(torch::kInt64) * torch::arange(L, torch::TensorOptions().dtype(torch::kInt64).device(dev)))
                       .amax(1);
   auto has_route = mask.any(1);
+  const bool all_route = mask.all().item<bool>();
   const bool doc_max = opt_.chunk_reduce == Reduce::Max;
   auto acc = doc_max ? torch::full({B, num_docs}, kLowest, fopts) : torch::zeros({B, num_docs}, fopts);
   auto cnt = torch::zeros({num_docs}, fopts);
@@ -253,7 +263,7 @@ torch::Tensor MsaModel::document_scores(const torch::Tensor& q_router, const tor
     torch::Tensor chunk;                                                               // [B, n]
     switch (opt_.query_reduce) {
       case QueryReduce::Max:
-        chunk = per_tok.masked_fill(mask.logical_not().unsqueeze(-1), kLowest).amax(1);
+        chunk = all_route ? per_tok.amax(1) : per_tok.masked_fill(mask.logical_not().unsqueeze(-1), kLowest).amax(1);
         break;
       case QueryReduce::Mean:
         chunk = (per_tok * mask.unsqueeze(-1).to(torch::kFloat32)).sum(1) / n_route.unsqueeze(1);
@@ -262,7 +272,7 @@ torch::Tensor MsaModel::document_scores(const torch::Tensor& q_router, const tor
         chunk = per_tok.gather(1, last_idx.view({B, 1, 1}).expand({B, 1, n})).squeeze(1);
         break;
     }
-    chunk = chunk.masked_fill(has_route.logical_not().unsqueeze(1), kLowest);
+    if (!all_route) chunk = chunk.masked_fill(has_route.logical_not().unsqueeze(1), kLowest);
     auto docs = chunk_doc.narrow(0, c0, n).to(dev);
     if (doc_max) {
       acc.scatter_reduce_(1, docs.unsqueeze(0).expand({B, n}), chunk, "amax", /*include_self=*/true);
