@@ -13,7 +13,7 @@ PACKAGES=(
   liblucene++-dev libboost-dev
   nlohmann-json3-dev libcli11-dev zlib1g-dev
   libpcre2-dev libutf8proc-dev libcpp-httplib-dev libssl-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libgloo-dev
   dict-devil
 )
 

@@ -15,6 +15,25 @@ namespace {
 constexpr float kLowest = std::numeric_limits<float>::lowest();
 constexpr double kValidScore = -1e9;  // documents scoring at or below this are never selected
 
+// scatter_reduce is marked "beta" in LibTorch 1.13 and says so on every first use; the API is
+// stable for the calls made here, so that one notice is dropped and every other warning kept.
+class QuietBetaNotices : public c10::WarningHandler {
+ public:
+  explicit QuietBetaNotices(c10::WarningHandler* next) : next_(next) {}
+  void process(const c10::SourceLocation& loc, const std::string& msg, const bool verbatim) override {
+    if (msg.find("is in beta") != std::string::npos) return;
+    next_->process(loc, msg, verbatim);
+  }
+
+ private:
+  c10::WarningHandler* next_;
+};
+const bool kQuietBeta = [] {
+  static QuietBetaNotices handler(c10::Warning::get_warning_handler());
+  c10::Warning::set_warning_handler(&handler);
+  return true;
+}();
+
 torch::Tensor bool_opts_ones(int64_t b, int64_t n, torch::Device d) {
   return torch::ones({b, n}, torch::TensorOptions().dtype(torch::kBool).device(d));
 }
