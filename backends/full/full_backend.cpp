@@ -28,7 +28,7 @@ class FullContextBackend : public Backend {
  public:
   explicit FullContextBackend(const BackendSpec& spec) {
     spec.check_known({"model", "max_context", "max_tokens", "threads"});
-    dir_ = spec.get_string("model", default_msa_model_dir());
+    dir_ = resolve_model_dir(spec.get_string("model", ""));
     if (!fs::exists(fs::path(dir_) / "config.json")) throw Error("full: model directory '" + dir_ + "' has no config.json");
     set_compute_threads(static_cast<int>(spec.get_int("threads", 2)));
     model_ = std::make_unique<Qwen3Model>(Qwen3Model::load(dir_));
@@ -38,7 +38,7 @@ class FullContextBackend : public Backend {
     if (max_context_ < 16 || max_tokens_ < 1) throw Error("full: max_context must be >= 16 and max_tokens >= 1");
     for (const char* s : {"<|im_end|>", "<|endoftext|>"})
       if (auto id = tok_->token_id(s)) stop_.push_back(*id);
-    spec_ = BackendSpec{"full", {{"model", dir_}, {"max_context", std::to_string(max_context_)},
+    spec_ = BackendSpec{"full", {{"model", model_label(dir_)}, {"max_context", std::to_string(max_context_)},
                                  {"max_tokens", std::to_string(max_tokens_)}}}
                 .to_string();
   }

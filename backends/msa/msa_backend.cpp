@@ -18,6 +18,12 @@ namespace msabench {
 
 std::string default_msa_model_dir() { return std::string(MSABENCH_SOURCE_DIR) + "/backends/msa/msa-small/model"; }
 
+std::string resolve_model_dir(const std::string& option) {
+  return option.empty() || option == "msa-small" ? default_msa_model_dir() : option;
+}
+
+std::string model_label(const std::string& dir) { return dir == default_msa_model_dir() ? "msa-small" : dir; }
+
 namespace {
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -39,7 +45,7 @@ class MsaBackend : public Backend {
                       "threads", "bank_dir", "segment_docs"});
     bank_dir_ = spec.get_string("bank_dir", "");
     segment_docs_ = spec.get_int("segment_docs", 256);
-    model_dir_ = spec.get_string("model", default_msa_model_dir());
+    model_dir_ = resolve_model_dir(spec.get_string("model", ""));
     if (!fs::exists(fs::path(model_dir_) / "config.json"))
       throw Error("msa: model directory '" + model_dir_ + "' has no config.json" +
                   (spec.options.count("model") ? "" : " (the shipped model is trained with `msabench train`, see README)"));
@@ -71,7 +77,7 @@ class MsaBackend : public Backend {
     for (const char* s : {"<|im_end|>", "<|endoftext|>"})
       if (auto id = tok_->token_id(s)) stop_ids_.push_back(*id);
     spec_ = BackendSpec{"msa",
-                        {{"model", model_dir_},
+                        {{"model", model_label(model_dir_)},
                          {"topk", std::to_string(o.doc_top_k)},
                          {"interleave", iopt_.interleave ? "1" : "0"},
                          {"inject", iopt_.inject_text ? "1" : "0"},

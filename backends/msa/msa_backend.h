@@ -6,4 +6,8 @@ namespace msabench {
 void register_msa_backend(BackendRegistry& registry);
 // The model the suite ships and trains itself (backends/msa/msa-small).
 std::string default_msa_model_dir();
+// "msa-small" (or empty) names the shipped model; anything else is a directory. Results record
+// the shipped model as "msa-small" so they do not depend on where the repository was cloned.
+std::string resolve_model_dir(const std::string& option);
+std::string model_label(const std::string& dir);
 }  // namespace msabench

@@ -34,7 +34,7 @@ class DenseBackend : public Backend {
  public:
   explicit DenseBackend(const BackendSpec& spec) {
     spec.check_known({"embedder", "index", "index_dir", "batch", "max_length", "nprobe", "efSearch"});
-    embedder_dir_ = spec.get_string("embedder", default_msa_model_dir());
+    embedder_dir_ = resolve_model_dir(spec.get_string("embedder", ""));
     if (!fs::exists(fs::path(embedder_dir_) / "config.json"))
       throw Error("dense: embedder directory '" + embedder_dir_ + "' has no config.json");
     factory_ = spec.get_string("index", "Flat");
@@ -46,7 +46,7 @@ class DenseBackend : public Backend {
     ef_ = spec.get_double("efSearch", 0);
     embedder_ = load_qwen3_embedder(embedder_dir_, eo);
     FaissIndex probe(embedder_->dim(), factory_);  // validates the factory string now
-    BackendSpec s{"dense", {{"embedder", embedder_dir_}, {"index", factory_}}};
+    BackendSpec s{"dense", {{"embedder", model_label(embedder_dir_)}, {"index", factory_}}};
     if (!index_dir_.empty()) s.options["index_dir"] = index_dir_;
     spec_ = s.to_string();
   }
@@ -117,13 +117,13 @@ class RagBackend : public Backend {
     spec.check_known({"retriever", "k", "generator", "embedder", "index", "max_tokens", "max_context"});
     const std::string retr = spec.get_string("retriever", "bm25");
     k_ = static_cast<int>(spec.get_int("k", 5));
-    gen_dir_ = spec.get_string("generator", default_msa_model_dir());
+    gen_dir_ = resolve_model_dir(spec.get_string("generator", ""));
     max_tokens_ = static_cast<int>(spec.get_int("max_tokens", 64));
     if (k_ < 1 || max_tokens_ < 1) throw Error("rag: k and max_tokens must be >= 1");
     if (retr == "bm25") {
       retriever_ = BackendRegistry::instance().create("bm25");
     } else if (retr == "dense") {
-      retriever_ = BackendRegistry::instance().create("dense:embedder=" + spec.get_string("embedder", gen_dir_) +
+      retriever_ = BackendRegistry::instance().create("dense:embedder=" + spec.get_string("embedder", model_label(gen_dir_)) +
                                                       ",index=" + spec.get_string("index", "Flat"));
     } else {
       throw Error("rag: retriever must be bm25 or dense");
@@ -134,7 +134,7 @@ class RagBackend : public Backend {
     max_context_ = spec.get_int("max_context", generator_->config().max_position_embeddings);
     for (const char* s : {"<|im_end|>", "<|endoftext|>"})
       if (auto id = tok_->token_id(s)) stop_.push_back(*id);
-    spec_ = BackendSpec{"rag", {{"retriever", retriever_->spec()}, {"k", std::to_string(k_)}, {"generator", gen_dir_},
+    spec_ = BackendSpec{"rag", {{"retriever", retriever_->spec()}, {"k", std::to_string(k_)}, {"generator", model_label(gen_dir_)},
                                 {"max_tokens", std::to_string(max_tokens_)}}}
                 .to_string();
   }

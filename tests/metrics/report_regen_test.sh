@@ -2,7 +2,7 @@
 # `msabench report` must regenerate each committed report byte-identically from the committed
 # result JSON (report.md, report.csv, report.tex), and two renderings of report.png must match.
 # usage: report_regen_test.sh path/to/msabench SOURCE_DIR [RESULT_DIR...]
-# Default result dirs: every results/baselines/*/ with a committed report.md.
+# Default result dirs: every results/baselines/*/ with a committed report.md, and results/latest.
 set -euo pipefail
 BIN=$1
 SRC=$2
@@ -14,6 +14,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 dirs=("$@")
 if [[ ${#dirs[@]} -eq 0 ]]; then
   for d in "$SRC"/results/baselines/*/; do [[ -f "$d/report.md" ]] && dirs+=("${d%/}"); done
+  [[ -f "$SRC/results/latest/report.md" ]] && dirs+=("$SRC/results/latest")
 fi
 [[ ${#dirs[@]} -gt 0 ]] || fail "no committed reports found under $SRC/results/baselines"
 
