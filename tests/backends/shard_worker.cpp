@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/model/memory_parallel.h"
 #include "core/model/msa.h"
+#include "tests/model_configs.h"
 
 using namespace msabench;
 
@@ -17,21 +18,7 @@ int main(int argc, char** argv) {
   }
   const int rank = std::atoi(argv[1]), world = std::atoi(argv[2]);
   try {
-    ModelConfig c;
-    c.model_type = "msa";
-    c.vocab_size = 16;
-    c.hidden_size = 32;
-    c.intermediate_size = 32;
-    c.num_hidden_layers = 1;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 16;
-    c.torch_dtype = "float32";
-    MsaConfig m;
-    m.router_layers = {0};
-    m.router_layer_idx = "0";
-    m.decouple_router = true;
-    c.msa = m;
+    ModelConfig c = msabench::testing::routing_only_config(4, 2, 16);
     MsaOptions o;
     o.score_tile_chunks = 7;
     MsaModel model(Qwen3Model::random_init(c, 1), o);

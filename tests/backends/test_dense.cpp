@@ -16,6 +16,7 @@
 #include "core/model/qwen3.h"
 #include "datasets/niah.h"
 #include "metrics/metrics.h"
+#include "tests/model_configs.h"
 
 namespace fs = std::filesystem;
 using namespace msabench;
@@ -112,17 +113,7 @@ TEST(Faiss, PersistedIndexRoundTripsAndRefusesMismatches) {
 
 TEST(DenseAndRag, BackendsRunOnATinyModel) {
   register_builtin_backends();
-  ModelConfig c;
-  c.model_type = "qwen3";
-  c.vocab_size = 262;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = 4096;
-  c.torch_dtype = "float32";
+  ModelConfig c = msabench::testing::tiny_byte_model_config(false);
   fs::path dir = fs::temp_directory_path() / ("msabench-dense-model-" + std::to_string(::getpid()));
   Qwen3Model::random_init(c, 5).save(dir.string());
   write_json_atomic((dir / "tokenizer_spec.json").string(), {{"tokenizer", "bytes"}});

@@ -14,6 +14,7 @@
 #include "core/tokenizer.h"
 #include "datasets/niah.h"
 #include "metrics/metrics.h"
+#include "tests/model_configs.h"
 
 namespace fs = std::filesystem;
 using namespace msabench;
@@ -21,24 +22,7 @@ using namespace msabench;
 namespace {
 fs::path tiny_model() {
   static fs::path dir = [] {
-    ModelConfig c;
-    c.model_type = "msa";
-    c.vocab_size = 262;
-    c.hidden_size = 32;
-    c.intermediate_size = 48;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 8;
-    c.rope_theta = 10000;
-    c.tie_word_embeddings = true;
-    c.torch_dtype = "float32";
-    MsaConfig m;
-    m.router_layers = {1};
-    m.router_layer_idx = "1";
-    m.decouple_router = true;
-    m.pooling_kernel_size = 16;
-    c.msa = m;
+    ModelConfig c = msabench::testing::tiny_byte_model_config(true);
     fs::path d = fs::temp_directory_path() / ("msabench-msa-backend-" + std::to_string(::getpid()));
     Qwen3Model::random_init(c, 3).save(d.string());
     write_json_atomic((d / "tokenizer_spec.json").string(), {{"tokenizer", "bytes"}});

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "core/model/msa.h"
+#include "tests/model_configs.h"
 
 using namespace msabench;
 
@@ -13,24 +14,7 @@ namespace {
 
 constexpr int64_t kChunks = 1 << 20, kKvHeads = 2, kHeads = 8, kHeadDim = 64, kQueryTokens = 32;
 
-ModelConfig routing_config() {
-  ModelConfig c;
-  c.model_type = "msa";
-  c.vocab_size = 16;
-  c.hidden_size = 64;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = kHeads;
-  c.num_key_value_heads = kKvHeads;
-  c.head_dim = kHeadDim;
-  c.torch_dtype = "float32";
-  MsaConfig m;
-  m.router_layers = {0};
-  m.router_layer_idx = "0";
-  m.decouple_router = true;
-  c.msa = m;
-  return c;
-}
+ModelConfig routing_config() { return msabench::testing::routing_only_config(kHeads, kKvHeads, kHeadDim); }
 
 struct Fixture {
   torch::Tensor router_k = torch::randn({kKvHeads, kChunks, kHeadDim});

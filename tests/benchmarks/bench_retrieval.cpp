@@ -13,6 +13,7 @@
 #include "baselines/bm25/lucene_bm25.h"
 #include "baselines/dense/faiss_index.h"
 #include "core/model/msa.h"
+#include "tests/model_configs.h"
 #include "core/tokenizer.h"
 #include "datasets/niah.h"
 
@@ -73,21 +74,7 @@ void BM_FaissFlatQuery(benchmark::State& state) {
 
 void BM_MsaRoutingQuery(benchmark::State& state) {
   const int64_t chunks = state.range(0) / kChunk;
-  ModelConfig c;
-  c.model_type = "msa";
-  c.vocab_size = 16;
-  c.hidden_size = 64;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 32;
-  c.num_key_value_heads = kKvHeads;
-  c.head_dim = kHeadDim;
-  c.torch_dtype = "float32";
-  MsaConfig m;
-  m.router_layers = {0};
-  m.router_layer_idx = "0";
-  m.decouple_router = true;
-  c.msa = m;
+  ModelConfig c = msabench::testing::routing_only_config(32, kKvHeads, kHeadDim);
   MsaOptions o;
   o.score_tile_chunks = 65536;
   MsaModel model(Qwen3Model::random_init(c, 1), o);
