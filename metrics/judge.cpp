@@ -18,7 +18,7 @@ namespace msabench {
 
 namespace {
 
-const char* const kPlaceholders[] = {"{question}", "{gold}", "{prediction}"};
+const char* const kTemplateFields[] = {"{question}", "{gold}", "{prediction}"};
 
 std::string strip(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n");
@@ -64,10 +64,10 @@ std::string default_judge_prompt() {
 
 std::string load_judge_prompt(const std::string& path) {
   std::string t = read_file(path);
-  for (const char* p : kPlaceholders)
+  for (const char* p : kTemplateFields)
     if (t.find(p) == std::string::npos)
       throw Error(path + ": judge prompt has no " + p +
-                  " placeholder (a prompt needs {question}, {gold} and {prediction})");
+                  " template field (a prompt needs {question}, {gold} and {prediction})");
   return t;
 }
 
@@ -79,7 +79,7 @@ std::string render_judge_prompt(const std::string& tmpl, const JudgeItem& item) 
     bool replaced = false;
     if (tmpl[i] == '{') {
       for (int k = 0; k < 3; ++k) {
-        const std::string p = kPlaceholders[k];
+        const std::string p = kTemplateFields[k];
         if (tmpl.compare(i, p.size(), p) == 0) {
           out += *values[k];
           i += p.size();
@@ -181,9 +181,9 @@ void JudgmentCache::put(const std::string& model, const std::string& tmpl, const
 
 LlmJudge::LlmJudge(ChatModel& model, JudgeOptions options) : model_(model), opt_(std::move(options)) {
   if (opt_.concurrency < 1) throw Error("judge: concurrency must be at least 1");
-  for (const char* p : kPlaceholders)
+  for (const char* p : kTemplateFields)
     if (opt_.prompt_template.find(p) == std::string::npos)
-      throw Error(std::string("judge: prompt template has no ") + p + " placeholder");
+      throw Error(std::string("judge: prompt template has no ") + p + " template field");
   if (!opt_.cache_dir.empty()) cache_ = std::make_unique<JudgmentCache>(opt_.cache_dir);
 }
 

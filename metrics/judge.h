@@ -64,13 +64,13 @@ struct Judgment {
   bool cached = false;       // answered from the on-disk cache, no request sent
 };
 
-// The suite's own wording of the reference's six-level rubric, with the placeholders
+// The suite's own wording of the reference's six-level rubric, with the template fields
 // {question}, {gold} and {prediction}.
 std::string default_judge_prompt();
 // A user prompt file (for exact reproduction of another rubric); must contain all three
-// placeholders. Throws Error naming the file otherwise.
+// template fields. Throws Error naming the file otherwise.
 std::string load_judge_prompt(const std::string& path);
-// Single pass, so a placeholder inside the question or prediction is not substituted again.
+// Single pass, so a template field inside the question or prediction is not substituted again.
 std::string render_judge_prompt(const std::string& tmpl, const JudgeItem& item);
 
 // Reference rule: scan the stripped reply left to right; the first digit with value <= 5 is the

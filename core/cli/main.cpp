@@ -684,7 +684,7 @@ int main(int argc, char** argv) {
   judge->add_option("--api-key-env", j_key, "environment variable holding the API key (never printed)")
       ->capture_default_str();
   judge->add_option("--local", j_local, "judge with a local Qwen3 checkpoint instead of an endpoint");
-  judge->add_option("--prompt-file", j_prompt, "rubric with {question}, {gold} and {prediction} placeholders");
+  judge->add_option("--prompt-file", j_prompt, "rubric with {question}, {gold} and {prediction} template fields");
   judge->add_option("--cache", j_cache, "judgment cache directory")->capture_default_str();
   judge->add_option("--concurrency", j_conc, "requests in flight")->capture_default_str();
   judge->footer("Examples:\n"
