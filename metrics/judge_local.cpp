@@ -18,10 +18,7 @@ class LocalChatModel : public ChatModel {
  public:
   LocalChatModel(const std::string& dir, int max_tokens)
       : dir_(dir), model_(Qwen3Model::load(dir)), max_tokens_(max_tokens) {
-    const fs::path spec = fs::path(dir) / "tokenizer_spec.json";
-    std::string t = dir;
-    if (fs::exists(spec)) t = nlohmann::json::parse(read_file(spec.string())).value("tokenizer", std::string("bytes"));
-    tok_ = load_tokenizer(t);
+    tok_ = load_tokenizer(model_tokenizer_spec(dir));
     for (const char* s : {"<|im_end|>", "<|endoftext|>"})
       if (auto id = tok_->token_id(s)) stop_.push_back(*id);
   }

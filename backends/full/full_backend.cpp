@@ -17,13 +17,6 @@ namespace msabench {
 
 namespace {
 
-std::string tokenizer_of(const std::string& dir) {
-  const fs::path spec = fs::path(dir) / "tokenizer_spec.json";
-  if (fs::exists(spec)) return json::parse(read_file(spec.string())).value("tokenizer", std::string("bytes"));
-  if (fs::exists(fs::path(dir) / "tokenizer.json")) return dir;
-  throw Error(dir + ": no tokenizer_spec.json or tokenizer.json next to the model");
-}
-
 class FullContextBackend : public Backend {
  public:
   explicit FullContextBackend(const BackendSpec& spec) {
@@ -32,7 +25,7 @@ class FullContextBackend : public Backend {
     if (!fs::exists(fs::path(dir_) / "config.json")) throw Error("full: model directory '" + dir_ + "' has no config.json");
     set_compute_threads(static_cast<int>(spec.get_int("threads", 2)));
     model_ = std::make_unique<Qwen3Model>(Qwen3Model::load(dir_));
-    tok_ = load_tokenizer(tokenizer_of(dir_));
+    tok_ = load_tokenizer(model_tokenizer_spec(dir_));
     max_context_ = spec.get_int("max_context", model_->config().max_position_embeddings);
     max_tokens_ = static_cast<int>(spec.get_int("max_tokens", 64));
     if (max_context_ < 16 || max_tokens_ < 1) throw Error("full: max_context must be >= 16 and max_tokens >= 1");

@@ -52,6 +52,15 @@ json read_manifest(const std::string& dir) {
   return m;
 }
 
+// A segment's bytes after checking them against its manifest entry (size, then CRC-32).
+std::string read_segment(const std::string& path, const json& seg) {
+  if (!fs::exists(path)) throw Error(path + ": segment file missing");
+  std::string bytes = read_file(path);
+  if (bytes.size() != seg.at("bytes").get<size_t>()) throw Error(path + ": truncated segment (size differs from manifest)");
+  if (crc(bytes) != seg.at("crc32").get<uint32_t>()) throw Error(path + ": checksum mismatch (corrupt segment)");
+  return bytes;
+}
+
 void check_fingerprint(const json& m, const BankFingerprint& fp, const std::string& dir) {
   auto chk = [&](const char* key, const std::string& want) {
     const std::string got = m.value(key, std::string());
@@ -180,10 +189,7 @@ MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect) {
   std::vector<std::vector<torch::Tensor>> k(S), v(S), r(S);
   for (const auto& seg : m.at("segments")) {
     const std::string path = (fs::path(dir) / seg.at("file").get<std::string>()).string();
-    if (!fs::exists(path)) throw Error(path + ": segment file missing");
-    const std::string bytes = read_file(path);
-    if (bytes.size() != seg.at("bytes").get<size_t>()) throw Error(path + ": truncated segment (size differs from manifest)");
-    if (crc(bytes) != seg.at("crc32").get<uint32_t>()) throw Error(path + ": checksum mismatch (corrupt segment)");
+    const std::string bytes = read_segment(path, seg);
     const int64_t n = seg.at("docs"), C = seg.at("chunks"), first = seg.at("first_doc");
     size_t o = 0;
     for (int64_t d = 0; d < n; ++d) {
@@ -214,11 +220,7 @@ void verify_bank(const std::string& dir) {
   if (!fs::exists(tpath) || crc(read_file(tpath)) != m.value("template_crc32", 0u))
     throw Error(tpath + ": missing or checksum mismatch (corrupt segment)");
   for (const auto& seg : m.at("segments")) {
-    const std::string path = (fs::path(dir) / seg.at("file").get<std::string>()).string();
-    if (!fs::exists(path)) throw Error(path + ": segment file missing");
-    const std::string bytes = read_file(path);
-    if (bytes.size() != seg.at("bytes").get<size_t>()) throw Error(path + ": truncated segment (size differs from manifest)");
-    if (crc(bytes) != seg.at("crc32").get<uint32_t>()) throw Error(path + ": checksum mismatch (corrupt segment)");
+    read_segment((fs::path(dir) / seg.at("file").get<std::string>()).string(), seg);
   }
 }
 

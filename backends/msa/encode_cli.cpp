@@ -19,10 +19,7 @@ json encode_corpus_bank(const std::string& model_dir, const std::string& corpus_
                         int64_t segment_docs, bool quiet) {
   set_compute_threads(2);
   MsaModel model = MsaModel::load(model_dir);
-  const fs::path spec = fs::path(model_dir) / "tokenizer_spec.json";
-  std::string tspec = model_dir;
-  if (fs::exists(spec)) tspec = json::parse(read_file(spec.string())).value("tokenizer", std::string("bytes"));
-  auto tok = load_tokenizer(tspec);
+  auto tok = load_tokenizer(model_tokenizer_spec(model_dir));
   std::vector<Document> docs;
   read_jsonl(corpus_jsonl, [&](const json& j, size_t) {
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) throw Error("document needs a string \"text\"");

@@ -30,14 +30,6 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// tokenizer_spec.json (suite models) or tokenizer.json (Hugging Face checkpoints) in the model dir.
-std::string tokenizer_for(const std::string& dir) {
-  const fs::path spec = fs::path(dir) / "tokenizer_spec.json";
-  if (fs::exists(spec)) return json::parse(read_file(spec.string())).value("tokenizer", std::string("bytes"));
-  if (fs::exists(fs::path(dir) / "tokenizer.json")) return dir;
-  throw Error(dir + ": no tokenizer_spec.json or tokenizer.json next to the model");
-}
-
 class MsaBackend : public Backend {
  public:
   explicit MsaBackend(const BackendSpec& spec) {
@@ -71,7 +63,7 @@ class MsaBackend : public Backend {
     iopt_.max_call_tokens = static_cast<int>(spec.get_int("max_tokens", iopt_.max_call_tokens));
     if (o.doc_top_k < 1 || iopt_.max_rounds < 1 || iopt_.max_call_tokens < 1)
       throw Error("msa: topk, max_rounds and max_tokens must be >= 1");
-    tok_ = load_tokenizer(tokenizer_for(model_dir_));
+    tok_ = load_tokenizer(model_tokenizer_spec(model_dir_));
     if (tok_->vocab_size() > model_->base().config().vocab_size)
       throw Error("msa: tokenizer has more ids than the model's vocabulary");
     for (const char* s : {"<|im_end|>", "<|endoftext|>"})

@@ -104,13 +104,6 @@ class DenseBackend : public Backend {
   std::vector<std::string> ids_;
 };
 
-std::string tokenizer_spec_of(const std::string& dir) {
-  const fs::path spec = fs::path(dir) / "tokenizer_spec.json";
-  if (fs::exists(spec)) return json::parse(read_file(spec.string())).value("tokenizer", std::string("bytes"));
-  if (fs::exists(fs::path(dir) / "tokenizer.json")) return dir;
-  throw Error(dir + ": no tokenizer_spec.json or tokenizer.json next to the generator");
-}
-
 class RagBackend : public Backend {
  public:
   explicit RagBackend(const BackendSpec& spec) {
@@ -130,7 +123,7 @@ class RagBackend : public Backend {
     }
     if (!fs::exists(fs::path(gen_dir_) / "config.json")) throw Error("rag: generator directory '" + gen_dir_ + "' has no config.json");
     generator_ = std::make_unique<Qwen3Model>(Qwen3Model::load(gen_dir_));
-    tok_ = load_tokenizer(tokenizer_spec_of(gen_dir_));
+    tok_ = load_tokenizer(model_tokenizer_spec(gen_dir_));
     max_context_ = spec.get_int("max_context", generator_->config().max_position_embeddings);
     for (const char* s : {"<|im_end|>", "<|endoftext|>"})
       if (auto id = tok_->token_id(s)) stop_.push_back(*id);

@@ -21,12 +21,7 @@ class Qwen3Embedder : public Embedder {
  public:
   Qwen3Embedder(const std::string& dir, const EmbedderOptions& opt)
       : model_(Qwen3Model::load(dir)), opt_(opt), name_("qwen3-last-token:" + fs::path(dir).filename().string()) {
-    const fs::path spec = fs::path(dir) / "tokenizer_spec.json";
-    std::string tspec = dir;
-    if (fs::exists(spec)) tspec = nlohmann::json::parse(read_file(spec.string())).value("tokenizer", std::string("bytes"));
-    else if (!fs::exists(fs::path(dir) / "tokenizer.json"))
-      throw Error(dir + ": no tokenizer.json or tokenizer_spec.json next to the embedding model");
-    tok_ = load_tokenizer(tspec);
+    tok_ = load_tokenizer(model_tokenizer_spec(dir));
     eos_ = tok_->token_id("<|endoftext|>");
     if (opt_.max_length < 2 || opt_.batch < 1) throw Error("embedder: max_length must be >= 2 and batch >= 1");
   }

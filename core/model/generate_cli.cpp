@@ -18,10 +18,7 @@ GenerateReport run_generate(const GenerateRequest& req) {
   if (req.max_tokens < 1) throw Error("generate: --max-tokens must be >= 1");
   set_compute_threads(2);
   Qwen3Model model = Qwen3Model::load(req.model_dir);
-  std::string tspec = req.model_dir;
-  const fs::path spec = fs::path(req.model_dir) / "tokenizer_spec.json";
-  if (fs::exists(spec)) tspec = nlohmann::json::parse(read_file(spec.string())).value("tokenizer", std::string("bytes"));
-  auto tok = load_tokenizer(tspec);
+  auto tok = load_tokenizer(model_tokenizer_spec(req.model_dir));
   auto ids32 = tok->encode(req.raw ? req.prompt : qwen3_chat_prompt(req.prompt), true);
   std::vector<int64_t> ids(ids32.begin(), ids32.end());
   SamplingOptions opt;

@@ -1,5 +1,9 @@
 #include "core/tokenizer/text_tokenizer.h"
 
+#include "core/io.h"
+
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -22,6 +26,19 @@ std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& spec) {
   if (!fs::exists(p, ec))
     throw Error(spec + ": no such tokenizer (expected \"bytes\", a tokenizer.json file or a model directory)");
   return BpeTokenizer::load(spec);
+}
+
+std::string model_tokenizer_spec(const std::string& model_dir) {
+  const std::filesystem::path dir(model_dir), spec = dir / "tokenizer_spec.json";
+  if (std::filesystem::exists(spec)) {
+    try {
+      return nlohmann::json::parse(read_file(spec.string())).value("tokenizer", std::string("bytes"));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(spec.string() + ": invalid (" + e.what() + ")");
+    }
+  }
+  if (std::filesystem::exists(dir / "tokenizer.json")) return model_dir;
+  throw Error(model_dir + ": no tokenizer_spec.json or tokenizer.json next to the model");
 }
 
 std::unique_ptr<TokenCounter> make_model_token_counter(const std::string& spec) {

@@ -43,6 +43,10 @@ class TextTokenizer {
 // spec: "bytes", a tokenizer.json path, or a directory containing tokenizer.json.
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& spec);
 
+// The tokenizer spec of a model directory: tokenizer_spec.json ({"tokenizer": SPEC}, the suite's
+// own models) or tokenizer.json (Hugging Face checkpoints). Error naming the directory otherwise.
+std::string model_tokenizer_spec(const std::string& model_dir);
+
 // TokenCounter over a TextTokenizer; counts with allow_special=false (corpus text is plain text).
 class TextTokenCounter : public TokenCounter {
  public:
