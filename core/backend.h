@@ -57,6 +57,13 @@ class Backend {
   // Replaces any previously indexed corpus.
   virtual IndexStats index(const MemoryCorpus& corpus) = 0;
   virtual Answer answer(const Query& query, int k) = 0;
+  // Several queries over the same indexed corpus. Backends that batch (msa) override this and
+  // must return exactly what answer() returns for each query; the default answers one by one.
+  virtual std::vector<Answer> answer_batch(const std::vector<const Query*>& queries, int k) {
+    std::vector<Answer> out;
+    for (const Query* q : queries) out.push_back(answer(*q, k));
+    return out;
+  }
 };
 
 using BackendFactory = std::function<std::unique_ptr<Backend>(const BackendSpec&)>;

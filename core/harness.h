@@ -27,6 +27,7 @@ struct CorpusStream {
 struct CellOptions {
   std::string suite = "custom";
   int k = 10;               // documents retrieved per query
+  int batch = 1;            // queries of one corpus answered together (Backend::answer_batch)
   Progress* progress = nullptr;  // advanced once per query
 };
 

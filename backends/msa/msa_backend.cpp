@@ -118,63 +118,120 @@ class MsaBackend : public Backend {
     return st;
   }
 
-  Answer answer(const Query& query, int k) override {
+  Answer answer(const Query& query, int k) override { return answer_batch({&query}, k).front(); }
+
+  // Queries of one batch run their engine calls together: every call round prefills the prompts of
+  // all unfinished queries as one left-padded batch, then decodes them in lock step (a query whose
+  // call ended is frozen). Batch 1 is the same code path.
+  std::vector<Answer> answer_batch(const std::vector<const Query*>& queries, int k) override {
     auto t0 = std::chrono::steady_clock::now();
-    InterleaveSession session(query.text, &doc_text_, iopt_);
-    Answer a;
-    json calls = json::array();
-    double prefill_s = 0, decode_s = 0;
-    int64_t generated = 0;
-    bool done = false;
-    std::vector<LayerRouting> first_routing;
-    while (!done) {
-      PromptTokens prompt = build_prompt(session);
+    struct Item {
+      explicit Item(InterleaveSession s) : session(std::move(s)) {}
+      InterleaveSession session;
+      json calls = json::array();
+      double prefill_s = 0, decode_s = 0;
+      int64_t generated = 0;
+      bool done = false;
+      std::vector<int64_t> first_routing;  // last router layer's top-k of the first call
+    };
+    std::vector<Item> items;
+    items.reserve(queries.size());
+    for (const Query* q : queries) items.emplace_back(InterleaveSession(q->text, &doc_text_, iopt_));
+    while (true) {
+      std::vector<size_t> group;
+      for (size_t i = 0; i < items.size(); ++i)
+        if (!items[i].done) group.push_back(i);
+      if (group.empty()) break;
+      std::vector<PromptTokens> prompts;
+      for (size_t i : group) prompts.push_back(build_prompt(items[i].session));
       MsaCache cache;
       std::vector<LayerRouting> routing;
       auto tp = std::chrono::steady_clock::now();
-      auto logits = model_->prefill(bank_, {prompt}, cache, &routing);
-      prefill_s += since(tp);
-      if (first_routing.empty()) first_routing = routing;
-      calls.push_back({{"prompt_tokens", prompt.ids.size()}, {"routing", routing_json(routing)}});
-      session.start_call();
-      auto td = std::chrono::steady_clock::now();
-      int call_tokens = 0;
-      while (true) {
-        const int64_t next = logits[0].argmax().item<int64_t>();
-        ++call_tokens;
-        ++generated;
-        InterleaveSession::Action act;
-        if (std::find(stop_ids_.begin(), stop_ids_.end(), next) != stop_ids_.end() &&
-            tok_->token_text(static_cast<int32_t>(next)) == "<|endoftext|>") {
-          act = InterleaveSession::Action::Done;
-        } else {
-          act = session.on_text(tok_->decode({static_cast<int32_t>(next)}));
-          if (act == InterleaveSession::Action::Continue && call_tokens >= iopt_.max_call_tokens)
-            act = session.on_call_limit();
-        }
-        if (act == InterleaveSession::Action::Done) {
-          done = true;
-          break;
-        }
-        if (act == InterleaveSession::Action::NewRound) break;
-        std::vector<int64_t> feed = {next};
-        if (act == InterleaveSession::Action::Inject) {
-          auto inj = to64(tok_->encode(session.injection(), true));
-          feed.insert(feed.end(), inj.begin(), inj.end());
-        }
-        logits = model_->decode_step(torch::tensor(feed, torch::kInt64).unsqueeze(0), cache);
+      auto logits = model_->prefill(bank_, prompts, cache, &routing);
+      const double prefill_share = since(tp) / static_cast<double>(group.size());
+      std::vector<bool> in_call(group.size(), true);
+      std::vector<int> call_tokens(group.size(), 0);
+      for (size_t g = 0; g < group.size(); ++g) {
+        Item& it = items[group[g]];
+        it.prefill_s += prefill_share;
+        if (it.first_routing.empty() && !routing.empty()) it.first_routing = routing.back().doc_ids[g];
+        it.calls.push_back({{"prompt_tokens", prompts[g].ids.size()}, {"routing", routing_json(routing, g)}});
+        it.session.start_call();
       }
-      decode_s += since(td);
+      while (true) {
+        auto td = std::chrono::steady_clock::now();
+        auto next_ids = logits.argmax(1).to(torch::kCPU);
+        std::vector<std::vector<int64_t>> feeds(group.size());
+        size_t running = 0;
+        for (size_t g = 0; g < group.size(); ++g) {
+          if (!in_call[g]) continue;
+          Item& it = items[group[g]];
+          const int64_t next = next_ids[g].item<int64_t>();
+          ++call_tokens[g];
+          ++it.generated;
+          const auto act = next_action(it.session, next, call_tokens[g]);
+          if (act == InterleaveSession::Action::Done || act == InterleaveSession::Action::NewRound) {
+            in_call[g] = false;
+            it.done = act == InterleaveSession::Action::Done;
+            continue;
+          }
+          feeds[g] = {next};
+          if (act == InterleaveSession::Action::Inject) {
+            auto inj = to64(tok_->encode(it.session.injection(), true));
+            feeds[g].insert(feeds[g].end(), inj.begin(), inj.end());
+          }
+          ++running;
+        }
+        if (running == 0) break;
+        // Left-padded so every running query's last fed token is the last column.
+        size_t width = 0;
+        for (const auto& f : feeds) width = std::max(width, f.size());
+        auto ids = torch::zeros({static_cast<int64_t>(group.size()), static_cast<int64_t>(width)}, torch::kInt64);
+        auto valid = torch::zeros({static_cast<int64_t>(group.size()), static_cast<int64_t>(width)}, torch::kBool);
+        for (size_t g = 0; g < group.size(); ++g)
+          for (size_t j = 0; j < feeds[g].size(); ++j) {
+            const int64_t col = static_cast<int64_t>(width - feeds[g].size() + j);
+            ids[static_cast<int64_t>(g)][col] = feeds[g][j];
+            valid[static_cast<int64_t>(g)][col] = true;
+          }
+        logits = model_->decode_step(ids, cache, valid);
+        const double share = since(td) / static_cast<double>(running);
+        for (size_t g = 0; g < group.size(); ++g)
+          if (!feeds[g].empty()) items[group[g]].decode_s += share;
+      }
     }
+    const double total_share = since(t0) / static_cast<double>(queries.size());
+    std::vector<Answer> out;
+    for (Item& it : items) out.push_back(make_answer(it.session, it.calls, it.first_routing, it.generated, k,
+                                                     {{"prefill", it.prefill_s}, {"decode", it.decode_s},
+                                                      {"total", total_share}}));
+    return out;
+  }
+
+ private:
+  static std::vector<int64_t> to64(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
+
+  // One generated token through the interleave state machine (stop tokens, per-call limit).
+  InterleaveSession::Action next_action(InterleaveSession& session, int64_t next, int call_tokens) const {
+    if (std::find(stop_ids_.begin(), stop_ids_.end(), next) != stop_ids_.end() &&
+        tok_->token_text(static_cast<int32_t>(next)) == "<|endoftext|>")
+      return InterleaveSession::Action::Done;
+    auto act = session.on_text(tok_->decode({static_cast<int32_t>(next)}));
+    if (act == InterleaveSession::Action::Continue && call_tokens >= iopt_.max_call_tokens)
+      act = session.on_call_limit();
+    return act;
+  }
+
+  Answer make_answer(const InterleaveSession& session, const json& calls, const std::vector<int64_t>& first_routing,
+                     int64_t generated, int k, std::map<std::string, double> stages) const {
+    Answer a;
     a.text = session.answer();
     int rank = 0;
     for (auto id : session.named_ids())
-      if (id >= 0 && id < static_cast<int64_t>(doc_ids_.size()))
-        a.retrieved.push_back({doc_ids_[id], 1.0 / (++rank)});
+      if (id >= 0 && id < static_cast<int64_t>(doc_ids_.size())) a.retrieved.push_back({doc_ids_[id], 1.0 / (++rank)});
     if (static_cast<int>(a.retrieved.size()) > k) a.retrieved.resize(k);
-    if (!first_routing.empty())
-      for (auto id : first_routing.back().doc_ids[0]) a.router_topk.push_back(doc_ids_[id]);
-    a.stage_seconds = {{"prefill", prefill_s}, {"decode", decode_s}, {"total", since(t0)}};
+    for (auto id : first_routing) a.router_topk.push_back(doc_ids_[id]);
+    a.stage_seconds = std::move(stages);
     std::vector<std::string> predicted;
     for (auto id : session.predicted_ids())
       if (id >= 0 && id < static_cast<int64_t>(doc_ids_.size())) predicted.push_back(doc_ids_[id]);
@@ -188,9 +245,6 @@ class MsaBackend : public Backend {
                 {"calls", calls}};
     return a;
   }
-
- private:
-  static std::vector<int64_t> to64(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
 
   // First call: A (routing) B (template tail) C (response head). Later calls: the same plus the
   // transcript; the latest injected documents route too (msa-reference §9.3).
@@ -215,12 +269,12 @@ class MsaBackend : public Backend {
     return p;
   }
 
-  json routing_json(const std::vector<LayerRouting>& routing) const {
+  json routing_json(const std::vector<LayerRouting>& routing, size_t row) const {
     json out = json::array();
     for (const auto& r : routing) {
       json ids = json::array();
-      for (auto id : r.doc_ids[0]) ids.push_back(doc_ids_[id]);
-      out.push_back({{"layer", r.layer}, {"doc_ids", ids}, {"scores", r.scores[0]}});
+      for (auto id : r.doc_ids[row]) ids.push_back(doc_ids_[id]);
+      out.push_back({{"layer", r.layer}, {"doc_ids", ids}, {"scores", r.scores[row]}});
     }
     return out;
   }

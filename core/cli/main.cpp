@@ -132,6 +132,7 @@ struct RunArgs {
   int64_t doc_tokens = 512;
   std::string depths;
   int k = 10;
+  int batch = 1;
   std::string out = "results/latest";
   bool no_plot = false, quiet = false, list = false;
 };
@@ -255,6 +256,7 @@ int cmd_run(RunArgs a) {
     CellOptions opt;
     opt.suite = a.suite;
     opt.k = a.k;
+    opt.batch = a.batch;
     opt.progress = &progress;
     // The probe is measured next to every cell so `compare` can normalise timings across machines.
     json calib = calibration_probe();
@@ -272,7 +274,8 @@ int cmd_run(RunArgs a) {
   json suite = {{"schema", "msabench.suite/1"}, {"suite", a.suite}, {"backends", a.backends},
                 {"datasets", a.datasets},       {"sizes", a.sizes},   {"samples", a.samples},
                 {"seed", a.seed},               {"doc_tokens", a.doc_tokens}, {"depths", depths},
-                {"k", a.k},                     {"created", utc_timestamp()}, {"tokenizer", g_tokenizer},
+                {"k", a.k},                     {"batch", a.batch},
+                {"created", utc_timestamp()},   {"tokenizer", g_tokenizer},
                 {"backend_limits", [&] {
                    json l = json::object();
                    for (const auto& [b, v] : d.limits) l[b] = {{"max_memory_tokens", v.first}, {"max_samples", v.second}};
@@ -517,8 +520,9 @@ int main(int argc, char** argv) {
   // run
   RunArgs ra;
   auto* run = app.add_subcommand("run", "run a suite: backends x datasets x memory sizes, write results and report");
-  run->add_option("--suite", ra.suite, "named defaults: default (NIAH single_1+multikey_1 at 16K,64K,256K,1M; bm25), "
-                                       "smoke (tiny), niah (all generated NIAH tasks 32K..1M)")
+  run->add_option("--suite", ra.suite, "named defaults: default (NIAH single_1+multikey_1 at 16K,64K,256K,1M; bm25, "
+                                       "plus the shipped msa model at 16K,64K), smoke (tiny), "
+                                       "niah (all generated NIAH tasks 32K..1M)")
       ->capture_default_str();
   run->add_option("-b,--backend", ra.backends, "backend spec, repeatable (e.g. bm25:k1=0.9,b=0.4); see --list");
   run->add_option("-d,--dataset", ra.datasets, "generated task name or dataset directory, repeatable");
@@ -530,6 +534,10 @@ int main(int argc, char** argv) {
   run->add_option("--depths", ra.depths, "needle depths in percent, cycled over samples (e.g. 0,25,50,75,100); "
                                          "default: RULER's random 40-point grid");
   run->add_option("-k,--k", ra.k, "documents retrieved per query")->capture_default_str();
+  run->add_option("--batch", ra.batch, "queries of one memory corpus answered together (msa batches its engine "
+                                       "calls; greedy outputs equal batch 1)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   run->add_option("-o,--out", ra.out, "output directory (replaced atomically when the run completes)")
       ->capture_default_str();
   run->add_flag("--no-plot", ra.no_plot, "skip report.png");
@@ -544,8 +552,8 @@ int main(int argc, char** argv) {
               "  msabench run -b bm25 -b bm25:k1=1.2,b=0.75 -d niah_single_1 -s 64K,256K --samples 50\n"
               "  msabench run -d data/mk1-64k -b bm25:index_dir=indexes\n"
               "Results: OUT/cells/<dataset>__<size>__<backend>.json (schema msabench.result/1), OUT/suite.json,\n"
-              "OUT/report.md, OUT/report.csv, OUT/report.png. Sizes are whitespace-word counts until the Qwen3\n"
-              "tokenizer lands (every result names its tokenizer).");
+              "OUT/report.md, OUT/report.csv, OUT/report.png. Sizes are counted by --tokenizer (the default suite\n"
+              "counts bytes, the shipped model's tokens); every result names its tokenizer.");
 
   // retrieve
   std::string r_backend = "bm25", r_corpus, r_queries, r_out;

@@ -17,6 +17,7 @@
 #include "datasets/niah.h"
 #include "metrics/metrics.h"
 #include "tests/model_configs.h"
+#include "tests/niah_config.h"
 
 namespace fs = std::filesystem;
 using namespace msabench;
@@ -118,10 +119,7 @@ TEST(DenseAndRag, BackendsRunOnATinyModel) {
   Qwen3Model::random_init(c, 5).save(dir.string());
   write_json_atomic((dir / "tokenizer_spec.json").string(), {{"tokenizer", "bytes"}});
   WhitespaceWordCounter counter;
-  NiahConfig cfg;
-  cfg.target_tokens = 400;
-  cfg.samples = 2;
-  cfg.doc_tokens = 40;
+  NiahConfig cfg = msabench::testing::small_niah_config(400, 40, 2);
   NiahGenerator gen(cfg, counter);
   CorpusStream data{"niah_single_1", counter.label(), 400, 2, [&](size_t i) { return gen.sample(static_cast<int>(i)); },
                     gen.describe()};

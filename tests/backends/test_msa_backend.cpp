@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
 #include "backends/builtin.h"
 #include "core/error.h"
@@ -15,6 +16,7 @@
 #include "datasets/niah.h"
 #include "metrics/metrics.h"
 #include "tests/model_configs.h"
+#include "tests/niah_config.h"
 
 namespace fs = std::filesystem;
 using namespace msabench;
@@ -37,11 +39,7 @@ TEST(MsaBackend, RandomModelLoopStaysWithinBoundsAndRecordsAreComplete) {
   auto backend = BackendRegistry::instance().create("msa:model=" + tiny_model().string() + ",max_tokens=24,max_rounds=2,topk=4");
   EXPECT_TRUE(backend->generates_answers());
   WhitespaceWordCounter counter;
-  NiahConfig cfg;
-  cfg.task = "niah_single_1";
-  cfg.target_tokens = 2048;
-  cfg.samples = 2;
-  cfg.doc_tokens = 64;
+  NiahConfig cfg = msabench::testing::small_niah_config(2048, 64, 2);
   NiahGenerator gen(cfg, counter);
   CorpusStream data{"niah_single_1", counter.label(), 2048, 2, [&](size_t i) { return gen.sample(static_cast<int>(i)); },
                     gen.describe()};
@@ -73,9 +71,7 @@ TEST(MsaBackend, GreedyAnswersAreDeterministicAndBadSpecsAreErrors) {
   const std::string spec = "msa:model=" + tiny_model().string() + ",max_tokens=16,max_rounds=1";
   auto a = BackendRegistry::instance().create(spec), b = BackendRegistry::instance().create(spec);
   WhitespaceWordCounter counter;
-  NiahConfig cfg;
-  cfg.target_tokens = 1024;
-  cfg.doc_tokens = 64;
+  NiahConfig cfg = msabench::testing::small_niah_config(1024, 64);
   NiahGenerator gen(cfg, counter);
   auto corpus = gen.sample(0);
   a->index(corpus);
@@ -88,13 +84,44 @@ TEST(MsaBackend, GreedyAnswersAreDeterministicAndBadSpecsAreErrors) {
   EXPECT_THROW(BackendRegistry::instance().create(spec + ",topk=0"), Error);
 }
 
+// Batched engine calls (left-padded prefill, lock-step decode with frozen rows) must not change
+// any greedy output: batch 8 equals answering the 8 queries one by one.
+TEST(MsaBackend, BatchOfEightEqualsOneByOne) {
+  register_builtin_backends();
+  auto backend = BackendRegistry::instance().create("msa:model=" + tiny_model().string() +
+                                                    ",max_tokens=20,max_rounds=3,topk=4");
+  WhitespaceWordCounter counter;
+  NiahConfig cfg = msabench::testing::small_niah_config(2048, 64, 8);
+  NiahGenerator gen(cfg, counter);
+  auto corpus = gen.sample(0);
+  for (int i = 1; i < 8; ++i) {  // questions of different lengths over the same memory
+    Query q = gen.sample(i).queries[0];
+    q.text += std::string(static_cast<size_t>(i * 3), '?');
+    corpus.queries.push_back(q);
+  }
+  backend->index(corpus);
+  std::vector<const Query*> all;
+  for (const auto& q : corpus.queries) all.push_back(&q);
+  auto batched = backend->answer_batch(all, 10);
+  ASSERT_EQ(batched.size(), 8u);
+  std::set<std::string> distinct;
+  for (size_t i = 0; i < all.size(); ++i) {
+    auto one = backend->answer(*all[i], 10);
+    EXPECT_EQ(batched[i].detail["response"], one.detail["response"]) << "query " << i;
+    EXPECT_EQ(batched[i].detail["rounds"], one.detail["rounds"]) << "query " << i;
+    EXPECT_EQ(batched[i].detail["calls"].size(), one.detail["calls"].size()) << "query " << i;
+    EXPECT_EQ(batched[i].router_topk, one.router_topk) << "query " << i;
+    EXPECT_EQ(batched[i].text, one.text) << "query " << i;
+    distinct.insert(one.detail["response"].get<std::string>());
+  }
+  EXPECT_GT(distinct.size(), 1u);  // the queries really differ
+}
+
 TEST(FullContextBackend, AnswersSmallMemoriesAndRefusesLargeOnes) {
   register_builtin_backends();
   auto full = BackendRegistry::instance().create("full:model=" + tiny_model().string() + ",max_context=3000,max_tokens=8");
   WhitespaceWordCounter counter;
-  NiahConfig cfg;
-  cfg.target_tokens = 256;
-  cfg.doc_tokens = 64;
+  NiahConfig cfg = msabench::testing::small_niah_config(256, 64);
   NiahGenerator small(cfg, counter);
   auto corpus = small.sample(0);
   auto st = full->index(corpus);
