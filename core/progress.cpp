@@ -43,7 +43,7 @@ void Progress::draw(bool force) {
   if (!force && since < (tty_ ? 0.2 : 10.0)) return;
   last_draw_ = now;
   double elapsed = std::chrono::duration<double>(now - start_).count();
-  double rate = elapsed > 0 ? done_ / elapsed : 0;
+  double rate = elapsed > 0 ? (done_ - resumed_) / elapsed : 0;
   const int width = 24;
   int filled = total_ > 0 ? static_cast<int>(width * done_ / total_) : 0;
   std::string bar(filled, '#');

@@ -1,6 +1,7 @@
 #include "datasets/msa_training.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <set>
 
@@ -53,8 +54,27 @@ std::string insert_sentence(std::mt19937_64& rng, const std::string& text, const
   return out;
 }
 
+int document_words(std::mt19937_64& rng, const TrainingDataConfig& cfg) {
+  if (cfg.doc_words_min <= 0) return cfg.doc_words;
+  return cfg.doc_words_min + static_cast<int>(draw(rng, cfg.doc_words - cfg.doc_words_min + 1));
+}
+
+void fill_documents(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, TrainingSample& s) {
+  for (int i = 0; i < ndocs; ++i) s.documents.push_back(filler(rng, document_words(rng, cfg)));
+  if (cfg.max_doc_id <= 0) {
+    for (int i = 0; i < ndocs; ++i) s.ids.push_back(i);
+    return;
+  }
+  const double lo = std::log(static_cast<double>(ndocs)), hi = std::log(static_cast<double>(cfg.max_doc_id));
+  const double u = static_cast<double>(draw(rng, 1u << 20)) / (1u << 20);
+  const auto range = std::max<int64_t>(ndocs, static_cast<int64_t>(std::exp(lo + u * (hi - lo))));
+  std::set<int64_t> ids;
+  while (ids.size() < static_cast<size_t>(ndocs)) ids.insert(static_cast<int64_t>(draw(rng, range)));
+  s.ids.assign(ids.begin(), ids.end());
+}
+
 void add_retrieval_round(TrainingSample& s, int doc) {
-  const std::string tag = "[" + std::to_string(doc) + "]";
+  const std::string tag = "[" + std::to_string(s.ids[doc]) + "]";
   s.response.push_back({tag + interleave::kObjectRefEnd, true});
   s.response.push_back({tag + ". " + s.documents[doc] + "\n" + interleave::kObjectRefEnd, false});
 }
@@ -67,7 +87,7 @@ void add_answer(TrainingSample& s) {
 
 TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
   TrainingSample s;
-  for (int i = 0; i < ndocs; ++i) s.documents.push_back(filler(rng, cfg.doc_words));
+  fill_documents(rng, cfg, ndocs, s);
   // Distractor needles with other keys make the key, not the template, the routing signal.
   std::set<std::string> keys;
   const int distractors = static_cast<int>(draw(rng, 4));
@@ -107,7 +127,7 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
     return std::string(kFirst[draw(rng, std::size(kFirst))]) + " " + kLast[draw(rng, std::size(kLast))];
   };
   TrainingSample s;
-  for (int i = 0; i < ndocs; ++i) s.documents.push_back(filler(rng, cfg.doc_words));
+  fill_documents(rng, cfg, ndocs, s);
   std::string a = person(), b = person();
   while (b == a) b = person();
   s.answer = kCities[draw(rng, std::size(kCities))];
@@ -127,6 +147,9 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 
 TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index) {
   if (cfg.min_docs < 2 || cfg.max_docs < cfg.min_docs) throw Error("training data: need 2 <= min_docs <= max_docs");
+  if (cfg.doc_words_min > cfg.doc_words) throw Error("training data: need doc_words_min <= doc_words");
+  if (cfg.max_doc_id > 0 && cfg.max_doc_id < cfg.max_docs)
+    throw Error("training data: max_doc_id must be 0 or at least max_docs");
   std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));
   const int ndocs = cfg.min_docs + static_cast<int>(draw(rng, cfg.max_docs - cfg.min_docs + 1));
   std::string task = cfg.task;

@@ -35,7 +35,8 @@ struct TrainingSegment {
 };
 
 struct TrainingSample {
-  std::vector<std::string> documents;  // texts; document i is wrapped by interleave::memory_document(i, ...)
+  std::vector<std::string> documents;  // texts; document i is wrapped by interleave::memory_document(ids[i], ...)
+  std::vector<int64_t> ids;            // the ids the model sees for them ("[id]"), ascending like corpus indices
   std::vector<int> positives;          // documents the question needs (aux-loss positives)
   std::string question;
   std::vector<TrainingSegment> response;  // after the response head <|im_start|>
@@ -45,7 +46,12 @@ struct TrainingSample {
 struct TrainingDataConfig {
   std::string task = "niah";     // niah | twohop | mix
   int min_docs = 8, max_docs = 32;
-  int doc_words = 40;            // haystack words per document (about)
+  int doc_words = 40;            // haystack words per document (about); the most when doc_words_min > 0
+  int doc_words_min = 0;         // > 0: each document draws its length from [doc_words_min, doc_words]
+  // > 0: document ids are distinct random numbers below R, R log-uniform in [ndocs, max_doc_id], so
+  // the model learns to name ids as large as a memory of max_doc_id documents has (eval ids are
+  // corpus indices). 0: ids 0..ndocs-1.
+  int64_t max_doc_id = 0;
   uint64_t seed = 1;
 };
 

@@ -43,7 +43,7 @@ std::vector<int64_t> enc(const TextTokenizer& tok, const std::string& s) {
 Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
   Tokenized t;
   for (size_t i = 0; i < s.documents.size(); ++i)
-    t.docs.push_back(enc(tok, interleave::memory_document(static_cast<int64_t>(i), s.documents[i])));
+    t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
   auto append = [&](const std::string& text, int role, bool trained) {
     for (auto id : enc(tok, text)) {
       t.active.push_back(id);
@@ -249,6 +249,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
       c.data.min_docs = d.value("min_docs", c.data.min_docs);
       c.data.max_docs = d.value("max_docs", c.data.max_docs);
       c.data.doc_words = d.value("doc_words", c.data.doc_words);
+      c.data.doc_words_min = d.value("doc_words_min", c.data.doc_words_min);
+      c.data.max_doc_id = d.value("max_doc_id", c.data.max_doc_id);
       c.data.seed = d.value("seed", c.data.seed);
     }
     c.steps = j.value("steps", c.steps);
@@ -292,7 +294,8 @@ TrainConfig TrainConfig::load(const std::string& path) {
 json TrainConfig::to_json() const {
   return {{"out_dir", out_dir},   {"model", model.to_json()}, {"tokenizer", tokenizer},
           {"data", {{"task", data.task}, {"min_docs", data.min_docs}, {"max_docs", data.max_docs},
-                    {"doc_words", data.doc_words}, {"seed", data.seed}}},
+                    {"doc_words", data.doc_words}, {"doc_words_min", data.doc_words_min},
+                    {"max_doc_id", data.max_doc_id}, {"seed", data.seed}}},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
           {"warmup_steps", warmup_steps}, {"phase1_steps", phase1_steps}, {"aux_loss", aux_loss},
@@ -353,7 +356,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
 
   std::ofstream log((out / "log.jsonl").string(), std::ios::app);
   Progress progress("train", cfg.steps, "steps", !quiet);
-  progress.advance(step);
+  progress.resume_from(step);
   const auto t_start = std::chrono::steady_clock::now();
   double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0;
   int64_t acc_tokens = 0, acc_n = 0;
