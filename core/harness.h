@@ -22,6 +22,7 @@ struct CorpusStream {
   size_t count = 0;                          // number of corpora
   std::function<MemoryCorpus(size_t)> make;  // deterministic
   nlohmann::json meta = nlohmann::json::object();
+  double queries_per_corpus = 1;             // for progress totals (a mean for dataset directories)
 };
 
 struct CellOptions {

@@ -2,11 +2,13 @@
 
 #include <zlib.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <random>
 
 #include "core/error.h"
+#include "datasets/haystack_stream.h"
 #include "datasets/niah.h"
 
 namespace msabench {
@@ -160,6 +162,54 @@ std::unique_ptr<SentenceSource> make_sentence_source(const std::string& kind, si
   if (kind == "noise") return std::make_unique<NoiseSource>(start_offset);
   if (kind == "essay") return std::make_unique<EssaySource>(start_offset);
   throw Error("unknown haystack '" + kind + "' (noise, essay; needle via make_needle_source)");
+}
+
+int64_t stream_documents(SentenceSource& source, const std::vector<PlacedSentence*>& by_offset, int64_t budget,
+                         int64_t doc_tokens, const TokenCounter& counter, MemoryCorpus& corpus,
+                         const std::function<void(Document&&)>& on_document) {
+  size_t num_docs = 0;
+  std::string doc_text;
+  int64_t doc_len = 0;
+  std::vector<PlacedSentence*> in_doc;
+  auto flush = [&] {
+    if (doc_text.empty()) return;
+    char idbuf[32];
+    std::snprintf(idbuf, sizeof idbuf, "-d%05zu", num_docs++);
+    Document d{corpus.id + idbuf, std::move(doc_text)};
+    for (PlacedSentence* p : in_doc) p->doc_id = d.id;
+    corpus.tokens += doc_len;
+    on_document(std::move(d));
+    doc_text.clear();
+    doc_len = 0;
+    in_doc.clear();
+  };
+  auto append = [&](const std::string& sentence, int64_t len, PlacedSentence* placed) {
+    if (doc_len > 0 && doc_len + len > doc_tokens) flush();
+    if (!doc_text.empty()) doc_text.push_back(' ');
+    doc_text += sentence;
+    doc_len += len;
+    if (placed) in_doc.push_back(placed);
+  };
+  size_t next = 0;
+  int64_t hay = 0, sentences = 0;
+  while (true) {
+    while (next < by_offset.size() && by_offset[next]->offset <= hay) {
+      PlacedSentence* p = by_offset[next++];
+      append(p->sentence, counter.count(p->sentence), p);
+    }
+    const std::string& s = source.next();
+    const int64_t len = counter.count(s);
+    if (hay + len > budget) break;
+    append(s, len, nullptr);
+    hay += len;
+    ++sentences;
+  }
+  while (next < by_offset.size()) {
+    PlacedSentence* p = by_offset[next++];
+    append(p->sentence, counter.count(p->sentence), p);
+  }
+  flush();
+  return sentences;
 }
 
 }  // namespace msabench

@@ -9,6 +9,7 @@
 #include "core/text.h"
 #include "datasets/haystack.h"
 #include "datasets/niah.h"
+#include "datasets/twohop.h"
 
 namespace msabench {
 
@@ -115,28 +116,18 @@ TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
 
 // Two facts in two documents: "<person> works with <person2>." and "<person2> lives in <city>."
 TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
-  static const char* const kFirst[] = {"Alice", "Bruno", "Chen", "Dara", "Emil", "Farah", "Gus", "Hana", "Ivan",
-                                       "Jules", "Kofi", "Lena", "Mateo", "Nora", "Omar", "Pia", "Quinn", "Rosa",
-                                       "Sami", "Tara", "Uma", "Viktor", "Wen", "Yara", "Zane"};
-  static const char* const kLast[] = {"Abbott", "Baker", "Costa", "Dimitrov", "Evans", "Fischer", "Garcia", "Hughes",
-                                      "Ito", "Jensen", "Kowalski", "Larsen", "Moreau", "Nakamura", "Okafor", "Price",
-                                      "Quiroga", "Rossi", "Silva", "Tanaka", "Ueda", "Varga", "Weber", "Young"};
-  static const char* const kCities[] = {"Lisbon", "Oslo", "Quito", "Nairobi", "Hanoi", "Lima", "Perth", "Dakar",
-                                        "Riga", "Tunis", "Cusco", "Bergen", "Kyoto", "Porto", "Accra", "Split"};
-  auto person = [&] {
-    return std::string(kFirst[draw(rng, std::size(kFirst))]) + " " + kLast[draw(rng, std::size(kLast))];
-  };
+  auto person = [&] { return twohop_person(rng()); };
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
   std::string a = person(), b = person();
   while (b == a) b = person();
-  s.answer = kCities[draw(rng, std::size(kCities))];
+  s.answer = twohop_city(rng());
   int da = static_cast<int>(draw(rng, ndocs)), db = static_cast<int>(draw(rng, ndocs));
   while (db == da) db = static_cast<int>(draw(rng, ndocs));
-  s.documents[da] = insert_sentence(rng, s.documents[da], a + " works with " + b + ".");
-  s.documents[db] = insert_sentence(rng, s.documents[db], b + " lives in " + s.answer + ".");
+  s.documents[da] = insert_sentence(rng, s.documents[da], twohop_colleague_fact(a, b));
+  s.documents[db] = insert_sentence(rng, s.documents[db], twohop_city_fact(b, s.answer));
   s.positives = {da, db};
-  s.question = "In which city does the colleague of " + a + " live?";
+  s.question = twohop_question(a);
   add_retrieval_round(s, da);  // hop 1 names the colleague; hop 2 needs that name
   add_retrieval_round(s, db);
   add_answer(s);

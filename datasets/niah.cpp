@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "datasets/haystack.h"
+#include "datasets/haystack_stream.h"
 
 namespace msabench {
 
@@ -36,12 +37,10 @@ std::string join_keys(const std::vector<std::string>& keys) {
   return s;
 }
 
-struct Needle {
-  std::string key, value, sentence;
+struct Needle : PlacedSentence {
+  std::string key, value;
   bool queried = false;
-  double depth = 0;       // percent
-  int64_t offset = 0;     // haystack token offset where it is inserted
-  std::string doc_id;     // filled while building documents
+  double depth = 0;  // percent
 };
 }  // namespace
 
@@ -185,49 +184,10 @@ MemoryCorpus NiahGenerator::generate(int index, const std::function<void(Documen
   } else {
     source = make_sentence_source(task_.haystack, draw(rng, 1u << 30));
   }
-  size_t num_docs = 0;
-  std::string doc_text;
-  int64_t doc_len = 0;
-  std::vector<Needle*> in_doc;
-  auto flush = [&] {
-    if (doc_text.empty()) return;
-    char idbuf[32];
-    std::snprintf(idbuf, sizeof idbuf, "-d%05zu", num_docs++);
-    Document d{corpus_id + idbuf, std::move(doc_text)};
-    for (Needle* n : in_doc) n->doc_id = d.id;
-    corpus.tokens += doc_len;
-    on_document(std::move(d));
-    doc_text.clear();
-    doc_len = 0;
-    in_doc.clear();
-  };
-  auto append = [&](const std::string& sentence, int64_t len, Needle* needle) {
-    if (doc_len > 0 && doc_len + len > cfg_.doc_tokens) flush();
-    if (!doc_text.empty()) doc_text.push_back(' ');
-    doc_text += sentence;
-    doc_len += len;
-    if (needle) in_doc.push_back(needle);
-  };
-  size_t next_needle = 0;
-  int64_t hay = 0;
-  int64_t haystack_sentences = 0;
-  while (true) {
-    while (next_needle < by_offset.size() && by_offset[next_needle]->offset <= hay) {
-      Needle* n = by_offset[next_needle++];
-      append(n->sentence, counter_.count(n->sentence), n);
-    }
-    const std::string& s = source->next();
-    int64_t len = counter_.count(s);
-    if (hay + len > budget) break;
-    append(s, len, nullptr);
-    hay += len;
-    ++haystack_sentences;
-  }
-  while (next_needle < by_offset.size()) {
-    Needle* n = by_offset[next_needle++];
-    append(n->sentence, counter_.count(n->sentence), n);
-  }
-  flush();
+  std::vector<PlacedSentence*> placed;
+  for (Needle* n : by_offset) placed.push_back(n);
+  const int64_t haystack_sentences =
+      stream_documents(*source, placed, budget, cfg_.doc_tokens, counter_, corpus, on_document);
 
   // ---- the query (RULER wording, singular when exactly one value is asked)
   std::vector<std::string> qkeys;
