@@ -1,5 +1,6 @@
 #include "baselines/dense/dense_backend.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -107,7 +108,8 @@ class DenseBackend : public Backend {
 class RagBackend : public Backend {
  public:
   explicit RagBackend(const BackendSpec& spec) {
-    spec.check_known({"retriever", "k", "generator", "embedder", "index", "max_tokens", "max_context"});
+    spec.check_known({"retriever", "k", "generator", "embedder", "index", "max_tokens", "max_context", "reranker",
+                      "rerank_candidates"});
     const std::string retr = spec.get_string("retriever", "bm25");
     k_ = static_cast<int>(spec.get_int("k", 5));
     gen_dir_ = resolve_model_dir(spec.get_string("generator", ""));
@@ -127,9 +129,18 @@ class RagBackend : public Backend {
     max_context_ = spec.get_int("max_context", generator_->config().max_position_embeddings);
     for (const char* s : {"<|im_end|>", "<|endoftext|>"})
       if (auto id = tok_->token_id(s)) stop_.push_back(*id);
-    spec_ = BackendSpec{"rag", {{"retriever", retriever_->spec()}, {"k", std::to_string(k_)}, {"generator", model_label(gen_dir_)},
-                                {"max_tokens", std::to_string(max_tokens_)}}}
-                .to_string();
+    BackendSpec canon{"rag", {{"retriever", retriever_->spec()}, {"k", std::to_string(k_)}, {"generator", model_label(gen_dir_)},
+                              {"max_tokens", std::to_string(max_tokens_)}}};
+    if (spec.options.count("reranker")) {
+      // The paper's "RR" columns: Qwen3-Reranker yes/no scoring over the retriever's top candidates.
+      const std::string rr_dir = resolve_model_dir(spec.get_string("reranker", ""));
+      reranker_ = load_qwen3_reranker(rr_dir);
+      candidates_ = static_cast<int>(spec.get_int("rerank_candidates", 100));
+      if (candidates_ < k_) throw Error("rag: rerank_candidates must be at least k");
+      canon.options["reranker"] = model_label(rr_dir);
+      canon.options["rerank_candidates"] = std::to_string(candidates_);
+    }
+    spec_ = canon.to_string();
   }
   std::string spec() const override { return spec_; }
   bool generates_answers() const override { return true; }
@@ -141,7 +152,8 @@ class RagBackend : public Backend {
   }
 
   Answer answer(const Query& q, int k) override {
-    Answer r = retriever_->answer(q, std::max(k, k_));
+    Answer r = retriever_->answer(q, std::max({k, k_, reranker_ ? candidates_ : 0}));
+    if (reranker_) rerank(q, r);
     std::string ctx;
     for (int i = 0; i < k_ && i < static_cast<int>(r.retrieved.size()); ++i)
       ctx += "[" + std::to_string(i) + "]. " + text_[r.retrieved[i].id] + "\n";
@@ -167,7 +179,22 @@ class RagBackend : public Backend {
   }
 
  private:
-  int k_ = 5, max_tokens_ = 64;
+  // Reorders the first candidates_ retrieved documents by reranker score (ties keep retriever order).
+  void rerank(const Query& q, Answer& r) const {
+    auto t0 = std::chrono::steady_clock::now();
+    const size_t n = std::min<size_t>(r.retrieved.size(), static_cast<size_t>(candidates_));
+    std::vector<std::string> docs;
+    for (size_t i = 0; i < n; ++i) docs.push_back(text_.at(r.retrieved[i].id));
+    const auto scores = reranker_->score(q.text, docs);
+    std::vector<ScoredDoc> head(r.retrieved.begin(), r.retrieved.begin() + static_cast<std::ptrdiff_t>(n));
+    for (size_t i = 0; i < n; ++i) head[i].score = scores[i];
+    std::stable_sort(head.begin(), head.end(), [](const ScoredDoc& a, const ScoredDoc& b) { return a.score > b.score; });
+    std::copy(head.begin(), head.end(), r.retrieved.begin());
+    r.stage_seconds["rerank"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  int k_ = 5, max_tokens_ = 64, candidates_ = 0;
+  std::unique_ptr<Reranker> reranker_;
   int64_t max_context_ = 0;
   std::string gen_dir_, spec_;
   std::unique_ptr<Backend> retriever_;
@@ -186,7 +213,8 @@ void register_dense_backends(BackendRegistry& registry) {
                 [](const BackendSpec& s) { return std::make_unique<DenseBackend>(s); }});
   registry.add({"rag", "retrieve top-k (bm25 or dense) then generate with a Qwen3 generator",
                 "retriever=bm25|dense, k=5, generator=DIR (default: the shipped model), embedder=DIR, index=Flat, "
-                "max_tokens=64, max_context=",
+                "max_tokens=64, max_context=, reranker=DIR (Qwen3-Reranker; msa-small: the shipped model), "
+                "rerank_candidates=100",
                 [](const BackendSpec& s) { return std::make_unique<RagBackend>(s); }});
 }
 

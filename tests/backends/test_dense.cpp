@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/harness.h"
 #include "core/io.h"
+#include "core/model/embedder.h"
 #include "core/model/qwen3.h"
 #include "datasets/niah.h"
 #include "metrics/metrics.h"
@@ -138,5 +139,35 @@ TEST(DenseAndRag, BackendsRunOnATinyModel) {
       }
     }
   }
+
+  // Reranking: scores are probabilities, independent of batching and of the other documents, and
+  // the rag backend orders its candidates by them.
+  RerankerOptions ro;
+  ro.max_length = 400;
+  ro.batch = 1;
+  auto one = load_qwen3_reranker(dir.string(), ro);
+  ro.batch = 8;
+  auto eight = load_qwen3_reranker(dir.string(), ro);
+  const std::vector<std::string> docs = {"The grass is green.", std::string(500, 'x'), "Magic number 42.", ""};
+  auto s1 = one->score("what is the magic number?", docs), s8 = eight->score("what is the magic number?", docs);
+  ASSERT_EQ(s1.size(), docs.size());
+  for (size_t i = 0; i < docs.size(); ++i) {
+    EXPECT_GT(s1[i], 0.0);
+    EXPECT_LT(s1[i], 1.0);
+    EXPECT_NEAR(s1[i], s8[i], 1e-5);
+  }
+  EXPECT_NEAR(eight->score("what is the magic number?", {docs[2]})[0], s1[2], 1e-5);
+  auto rag = BackendRegistry::instance().create("rag:retriever=bm25,k=2,max_tokens=4,rerank_candidates=5,generator=" +
+                                                dir.string() + ",reranker=" + dir.string());
+  auto corpus = gen.sample(0);
+  rag->index(corpus);
+  auto a = rag->answer(corpus.queries[0], 10);
+  ASSERT_GE(a.retrieved.size(), 5u);
+  for (size_t i = 1; i < 5; ++i) EXPECT_GE(a.retrieved[i - 1].score, a.retrieved[i].score);
+  EXPECT_TRUE(a.stage_seconds.count("rerank"));
+  EXPECT_NE(rag->spec().find("reranker="), std::string::npos);
+  EXPECT_THROW(BackendRegistry::instance().create("rag:k=5,rerank_candidates=2,reranker=" + dir.string() +
+                                                  ",generator=" + dir.string()),
+               Error);
   fs::remove_all(dir);
 }
