@@ -1,6 +1,10 @@
 #include "core/io.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -26,25 +30,42 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+namespace {
+// The reason a write failed, in the user's words (ENOSPC and EFBIG are the common ones).
+std::string write_problem(int err) {
+  if (err == ENOSPC || err == EDQUOT) return "disk full (" + std::string(std::strerror(err)) + ")";
+  if (err == EFBIG) return "file too large (" + std::string(std::strerror(err)) + "; ulimit -f?)";
+  return std::strerror(err);
+}
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::string& content) {
   fs::path p(path);
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path + ": cannot create temporary file " + tmp);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) {
-      out.close();
-      fs::remove(tmp);
-      throw Error(path + ": write failed (disk full?)");
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path + ": cannot create temporary file " + tmp + " (" + write_problem(errno) + ")");
+  size_t done = 0;
+  int err = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : ENOSPC;
+      break;
     }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw Error(path + ": write failed: " + write_problem(err));
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) {
-    fs::remove(tmp);
+    fs::remove(tmp, ec);
     throw Error(path + ": cannot rename temporary file: " + ec.message());
   }
 }
@@ -65,7 +86,7 @@ void read_jsonl(const std::string& path, const std::function<void(const json&, s
     json j;
     try {
       j = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw Error(path + ":" + std::to_string(lineno) + ": invalid JSON (" + e.what() + ")");
     }
     try {
@@ -194,7 +215,7 @@ Dataset load_dataset_dir(const std::string& dir) {
   json meta;
   try {
     meta = json::parse(read_file(meta_path.string()));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(meta_path.string() + ": invalid JSON (" + e.what() + ")");
   }
   if (meta.value("format", "") != "msabench.dataset/1")

@@ -122,6 +122,8 @@ void validate_result(const json& j, const std::string& source) {
     throw Error(source + ": result dataset.memory_tokens missing or not an integer");
   if (!j["backend"].contains("spec") || !j["backend"]["spec"].is_string())
     throw Error(source + ": result backend.spec missing");
+  if (!j["dataset"].contains("name") || !j["dataset"]["name"].is_string())
+    throw Error(source + ": result dataset.name missing or not a string");
 }
 
 }  // namespace msabench

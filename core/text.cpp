@@ -109,14 +109,35 @@ std::string hex64(uint64_t v) {
   return buf;
 }
 
+// RFC 3629 (what JSON writers accept): no overlong forms, surrogates or code points > U+10FFFF.
 bool valid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
-    unsigned char c = s[i];
-    int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-    if (n < 0 || s.size() - i <= static_cast<size_t>(n)) return false;
-    for (int j = 1; j <= n; ++j)
-      if ((static_cast<unsigned char>(s[i + j]) >> 6) != 2) return false;
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    const unsigned char c1 = s[i + 1];
+    if (c1 < lo || c1 > hi) return false;
+    for (size_t j = 2; j <= n; ++j)
+      if ((static_cast<unsigned char>(s[i + j]) & 0xC0) != 0x80) return false;
     i += n + 1;
   }
   return true;

@@ -107,7 +107,7 @@ DatasetDirStats inspect_dataset_dir(const std::string& dir, int show) {
   if (!fs::exists(meta_path)) throw Error(meta_path + ": missing (not a dataset directory)");
   try {
     st.meta = json::parse(read_file(meta_path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(meta_path + ": invalid JSON (" + e.what() + ")");
   }
   if (!st.meta.is_object() || st.meta.value("format", "") != "msabench.dataset/1")

@@ -62,7 +62,7 @@ json parse_json_file(const std::string& path) {
   std::string text = read_file(path);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
 }
@@ -407,7 +407,7 @@ Dataset load_msmarco_qa(const std::string& path, const TokenCounter& counter) {
   bool whole = true;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {
     whole = false;  // v1.1 downloads: one JSON object per line
   }
   if (whole && root.is_array()) {
@@ -547,7 +547,7 @@ Dataset load_hipporag(const std::string& corpus_path, const std::string& queries
       if (pa.is_string()) {
         try {
           pa = json::parse(pa.get<std::string>());
-        } catch (const json::parse_error&) {
+        } catch (const json::exception&) {
           throw Error("\"possible_answers\" is a string but not a JSON list");
         }
       }

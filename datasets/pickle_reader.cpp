@@ -65,6 +65,16 @@ NodeP scalar(json v) {
 class Reader {
  public:
   Reader(std::string_view data, const std::string& name) : d_(data), name_(name) {}
+  // A container that holds itself is a shared_ptr cycle: empty every container so none leaks.
+  ~Reader() {
+    for (auto& w : containers_)
+      if (auto n = w.lock()) {
+        n->items.clear();
+        n->kv.clear();
+      }
+  }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
 
   json run() {
     while (true) {
@@ -189,6 +199,7 @@ class Reader {
     auto n = std::make_shared<Node>();
     n->kind = k;
     n->items = std::move(items);
+    containers_.push_back(n);
     return n;
   }
   void push_text(std::string_view s, bool py2_str) {
@@ -490,6 +501,7 @@ class Reader {
   const std::string& name_;
   size_t pos_ = 0, op_at_ = 0;
   std::vector<NodeP> stack_;
+  std::vector<std::weak_ptr<Node>> containers_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, NodeP> memo_;
 };

@@ -78,7 +78,7 @@ std::optional<double> suite_calibration(const fs::path& file) {
     if (d.empty() || !fs::exists(suite)) continue;
     try {
       return calibration_of(json::parse(read_file(suite.string())));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw Error(suite.string() + ": invalid JSON (" + e.what() + ")");
     }
   }
@@ -86,8 +86,9 @@ std::optional<double> suite_calibration(const fs::path& file) {
 }
 
 std::string cell_key(const json& r) {
-  return r["dataset"]["name"].get<std::string>() + " @ " +
-         format_token_count(r["dataset"]["memory_tokens"].get<int64_t>()) + "  " + r["backend"]["spec"].get<std::string>();
+  return r.at("dataset").at("name").get<std::string>() + " @ " +
+         format_token_count(r.at("dataset").at("memory_tokens").get<int64_t>()) + "  " +
+         r.at("backend").at("spec").get<std::string>();
 }
 
 std::string num(double v, int digits = 3) {

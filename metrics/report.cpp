@@ -514,7 +514,7 @@ std::vector<std::pair<std::string, json>> load_result_files(const std::vector<st
     json j;
     try {
       j = json::parse(read_file(f));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw Error(f + ": invalid JSON (" + e.what() + ")");
     }
     if (j.is_object() && j.contains("schema") && j["schema"].is_string() &&
@@ -636,9 +636,12 @@ std::string report_markdown(const std::vector<json>& results) {
           continue;
         }
         const json& r = *it->second;
-        md << " " << fmt_rate(r["timings"]["index_tokens_per_s"]) << " · " << fmt_rate(r["timings"]["queries_per_s"])
-           << " · " << fixed(r["memory"].value("peak_rss_bytes", int64_t{0}) / 1048576.0, 0) << " · "
-           << r["dataset"].value("queries", 0) << " |";
+        // optional fields: const operator[] on a missing key is undefined behaviour (found by fuzz_results)
+        const json& t = r.at("timings");
+        const json mem = r.contains("memory") && r.at("memory").is_object() ? r.at("memory") : json::object();
+        md << " " << fmt_rate(t.value("index_tokens_per_s", json())) << " · " << fmt_rate(t.value("queries_per_s", json()))
+           << " · " << fixed(mem.value("peak_rss_bytes", int64_t{0}) / 1048576.0, 0) << " · "
+           << r.at("dataset").value("queries", 0) << " |";
       }
       md << "\n";
     }

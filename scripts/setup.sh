@@ -15,6 +15,7 @@ PACKAGES=(
   libpcre2-dev libutf8proc-dev libcpp-httplib-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgloo-dev
   dict-devil
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -9,6 +9,7 @@
 #include "tests/test_util.h"
 #include "core/io.h"
 #include "core/result.h"
+#include "core/run_state.h"
 
 namespace fs = std::filesystem;
 using namespace msabench;
@@ -62,12 +63,58 @@ TEST(Io, AtomicWriteLeavesNoTempFile) {
 TEST(Io, ResultValidation) {
   nlohmann::json r = {{"schema", kResultSchema},
                       {"backend", {{"spec", "bm25"}}},
-                      {"dataset", {{"memory_tokens", 16384}}},
+                      {"dataset", {{"name", "niah_single_1"}, {"memory_tokens", 16384}}},
                       {"aggregates", nlohmann::json::object()},
                       {"records", nlohmann::json::array()},
                       {"timings", nlohmann::json::object()}};
   EXPECT_NO_THROW(validate_result(r, "r.json"));
+  // found by fuzz_results: compare read dataset.name unchecked (use after free on a missing key)
+  nlohmann::json unnamed = r;
+  unnamed["dataset"].erase("name");
+  EXPECT_EQ(error_of([&] { validate_result(unnamed, "r.json"); }),
+            "r.json: result dataset.name missing or not a string");
   r["schema"] = "msabench.result/99";
   EXPECT_THROW(validate_result(r, "r.json"), Error);
   EXPECT_GT(peak_rss_bytes(), 0);
+}
+
+TEST(RunStaging, ResumesCompletedCellsOfTheSameRunOnly) {
+  const fs::path dir = fs::temp_directory_path() / ("msabench-staging-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string out = (dir / "out").string();
+  nlohmann::json cell = {{"schema", kResultSchema},
+                         {"backend", {{"spec", "bm25"}}},
+                         {"dataset", {{"name", "d"}, {"memory_tokens", 16}}},
+                         {"aggregates", nlohmann::json::object()},
+                         {"records", nlohmann::json::array()},
+                         {"timings", nlohmann::json::object()}};
+  const nlohmann::json id = {{"seed", 1}};
+  std::string file;
+  {
+    RunStaging s(out + "/", id);  // a trailing slash still stages beside OUT
+    EXPECT_EQ(s.path(), out + ".partial");
+    file = s.path() + "/cells/a.json";
+    EXPECT_FALSE(s.completed(file));
+    write_json_atomic(file, cell);
+    // a second writer of the same OUT is refused while the first holds it
+    EXPECT_NE(error_of([&] { RunStaging other(out, id); }).find("another msabench run is writing"), std::string::npos);
+  }  // "killed": not committed, OUT absent, the cell kept
+  EXPECT_FALSE(fs::exists(out));
+  {
+    RunStaging s(out, id);
+    auto done = s.completed(file);
+    ASSERT_TRUE(done);
+    EXPECT_EQ(*done, cell);
+    EXPECT_EQ(s.resumed_cells(), 1);
+  }
+  {
+    RunStaging s(out, {{"seed", 2}});  // other arguments: the old cell is discarded
+    EXPECT_FALSE(s.completed(file));
+    write_json_atomic(file, cell);
+    s.commit();
+  }
+  EXPECT_TRUE(fs::exists(out + "/cells/a.json"));
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+  EXPECT_FALSE(fs::exists(out + "/run_state.json"));
+  fs::remove_all(dir);
 }

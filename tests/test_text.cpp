@@ -37,6 +37,13 @@ TEST(Text, Utf8Validation) {
   EXPECT_TRUE(valid_utf8("caf\xc3\xa9"));
   EXPECT_FALSE(valid_utf8("caf\xc3"));
   EXPECT_FALSE(valid_utf8("\xff"));
+  // found by fuzz_pickle: forms JSON writers reject must not pass (overlong, surrogate, > U+10FFFF)
+  EXPECT_FALSE(valid_utf8("caf\xc1\xa9"));
+  EXPECT_FALSE(valid_utf8("\xe0\x80\xaf"));
+  EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));
+  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));
+  EXPECT_FALSE(valid_utf8("\xf5\x80\x80\x80"));
+  EXPECT_TRUE(valid_utf8("\xed\x9f\xbf\xf4\x8f\xbf\xbf\xe0\xa0\x80"));
 }
 
 TEST(Text, WhitespaceCounter) {

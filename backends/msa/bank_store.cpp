@@ -1,5 +1,9 @@
 #include "backends/msa/bank_store.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -73,6 +77,34 @@ void check_fingerprint(const json& m, const BankFingerprint& fp, const std::stri
   chk("corpus", fp.corpus);
 }
 
+// A read-only mapping of a whole segment file, kept alive by the tensors that view it.
+struct Mapping {
+  void* p = MAP_FAILED;
+  size_t n = 0;
+  ~Mapping() {
+    if (p != MAP_FAILED) munmap(p, n);
+  }
+};
+
+std::shared_ptr<Mapping> map_segment(const std::string& path, const json& seg) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw Error(path + ": segment file missing");
+  struct stat st {};
+  fstat(fd, &st);
+  auto m = std::make_shared<Mapping>();
+  m->n = static_cast<size_t>(st.st_size);
+  if (m->n != seg.at("bytes").get<size_t>()) {
+    ::close(fd);
+    throw Error(path + ": truncated segment (size differs from manifest)");
+  }
+  m->p = m->n ? mmap(nullptr, m->n, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+  ::close(fd);
+  if (m->n && m->p == MAP_FAILED) throw Error(path + ": cannot memory-map the segment");
+  const uint32_t c = static_cast<uint32_t>(crc32(0L, static_cast<const Bytef*>(m->p), static_cast<uInt>(m->n)));
+  if (c != seg.at("crc32").get<uint32_t>()) throw Error(path + ": checksum mismatch (corrupt segment)");
+  return m;
+}
+
 }  // namespace
 
 std::string model_fingerprint(const std::string& dir) {
@@ -110,7 +142,8 @@ std::string corpus_fingerprint(const std::vector<Document>& docs) {
 
 MemoryBank encode_bank(const MsaModel& model, const std::vector<std::vector<int64_t>>& docs,
                        const std::vector<int64_t>& template_ids, const BankFingerprint& fp, const std::string& dir,
-                       int64_t segment_docs, const std::function<void(int64_t, int64_t)>& progress) {
+                       int64_t segment_docs, const std::function<void(int64_t, int64_t)>& progress,
+                       bool content_mmap) {
   if (segment_docs < 1) throw Error("bank: segment size must be >= 1 document");
   fs::create_directories(dir);
   const auto& cfg = model.base().config();
@@ -165,10 +198,10 @@ MemoryBank encode_bank(const MsaModel& model, const std::vector<std::vector<int6
   }
   m["complete"] = true;
   write_json_atomic((fs::path(dir) / "manifest.json").string(), m);
-  return load_bank(dir, fp);
+  return load_bank(dir, fp, content_mmap);
 }
 
-MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect) {
+MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect, bool content_mmap) {
   json m = read_manifest(dir);
   check_fingerprint(m, expect, dir);
   if (!m.value("complete", false)) throw Error(dir + "/manifest.json: bank is incomplete (resume the encode)");
@@ -187,31 +220,165 @@ MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect) {
   }
   const size_t S = bank.router_layers.size();
   std::vector<std::vector<torch::Tensor>> k(S), v(S), r(S);
+  if (content_mmap) {
+    bank.k_parts.assign(S, {});
+    bank.v_parts.assign(S, {});
+  }
+  const int64_t esize = static_cast<int64_t>(torch::elementSize(dt));
   for (const auto& seg : m.at("segments")) {
     const std::string path = (fs::path(dir) / seg.at("file").get<std::string>()).string();
-    const std::string bytes = read_segment(path, seg);
+    std::shared_ptr<Mapping> map;
+    std::string bytes;
+    if (content_mmap) {
+      map = map_segment(path, seg);
+      bytes.assign(static_cast<const char*>(map->p), static_cast<size_t>(8 * seg.at("docs").get<int64_t>()));
+    } else {
+      bytes = read_segment(path, seg);
+    }
     const int64_t n = seg.at("docs"), C = seg.at("chunks"), first = seg.at("first_doc");
+    if (content_mmap) bank.part_first_chunk.push_back(bank.num_chunks());
     size_t o = 0;
     for (int64_t d = 0; d < n; ++d) {
       int64_t c;
+      if (o + sizeof c > bytes.size()) throw Error(path + ": truncated (document chunk counts)");
       std::memcpy(&c, bytes.data() + o, sizeof c);
       o += sizeof c;
       bank.doc_first_chunk.push_back(bank.num_chunks());
       bank.doc_chunks.push_back(c);
       for (int64_t j = 0; j < c; ++j) bank.chunk_doc.push_back(first + d);
     }
+    const size_t tensor_bytes = static_cast<size_t>(Hk * C * D * esize);
     for (size_t s = 0; s < S; ++s) {
-      k[s].push_back(take(bytes, o, {Hk, C, D}, dt, path));
-      v[s].push_back(take(bytes, o, {Hk, C, D}, dt, path));
-      r[s].push_back(take(bytes, o, {Hk, C, D}, dt, path));
+      if (content_mmap) {
+        // K and V viewed in place (read-only pages; never written); the router keys are copied.
+        if (o + 3 * tensor_bytes > map->n) throw Error(path + ": truncated (needs " + std::to_string(o + 3 * tensor_bytes) + " bytes)");
+        auto* base = static_cast<char*>(map->p) + o;
+        auto keep = [map](void*) {};
+        bank.k_parts[s].push_back(torch::from_blob(base, {Hk, C, D}, keep, torch::TensorOptions().dtype(dt)));
+        bank.v_parts[s].push_back(torch::from_blob(base + tensor_bytes, {Hk, C, D}, keep, torch::TensorOptions().dtype(dt)));
+        r[s].push_back(torch::from_blob(base + 2 * tensor_bytes, {Hk, C, D}, torch::TensorOptions().dtype(dt)).clone());
+        o += 3 * tensor_bytes;
+      } else {
+        k[s].push_back(take(bytes, o, {Hk, C, D}, dt, path));
+        v[s].push_back(take(bytes, o, {Hk, C, D}, dt, path));
+        r[s].push_back(take(bytes, o, {Hk, C, D}, dt, path));
+      }
     }
   }
-  for (size_t s = 0; s < S && !k[s].empty(); ++s) {
-    bank.k.push_back(torch::cat(k[s], 1));
-    bank.v.push_back(torch::cat(v[s], 1));
+  for (size_t s = 0; s < S && !r[s].empty(); ++s) {
+    bank.k.push_back(content_mmap ? torch::Tensor() : torch::cat(k[s], 1));
+    bank.v.push_back(content_mmap ? torch::Tensor() : torch::cat(v[s], 1));
     bank.router_k.push_back(torch::cat(r[s], 1));
   }
   return bank;
+}
+
+BankGeometry bank_geometry(const ModelConfig& cfg, int64_t pooling, int64_t template_tokens, torch::Dtype dtype) {
+  if (!cfg.msa) throw Error("bank: not an MSA config");
+  BankGeometry g;
+  g.layers = cfg.num_hidden_layers;
+  g.router_layers = static_cast<int64_t>(cfg.msa->router_layers.size());
+  g.kv_heads = cfg.num_key_value_heads;
+  g.head_dim = cfg.head_dim;
+  g.pooling = pooling;
+  g.template_tokens = template_tokens;
+  g.element_bytes = static_cast<int64_t>(torch::elementSize(dtype));
+  return g;
+}
+
+BankTierBytes bank_tier_bytes(const BankGeometry& g, const std::vector<int64_t>& doc_tokens, int64_t text_bytes,
+                              std::optional<KeyDtype> key_dtype) {
+  if (g.pooling < 1) throw Error("bank: pooling size must be >= 1");
+  BankTierBytes t;
+  t.documents = static_cast<int64_t>(doc_tokens.size());
+  for (auto n : doc_tokens) {
+    t.tokens += n;
+    t.chunks += (n + g.pooling - 1) / g.pooling;
+  }
+  const int64_t S = g.router_layers, row = g.kv_heads * g.head_dim, E = g.element_bytes, C = t.chunks, N = t.documents;
+  const int64_t tensor = row * C * E;  // one [Hk, C, D] tensor of one router layer
+  if (key_dtype) {
+    const int64_t padded = (C + RouterKeyIndex::kBlock - 1) / RouterKeyIndex::kBlock * RouterKeyIndex::kBlock;
+    t.routing_keys_ram = S * padded * router_key_bytes_per_chunk(*key_dtype, row);
+  } else {
+    t.routing_keys_ram = S * tensor;
+  }
+  t.content_kv = S * 2 * tensor;
+  // chunk_doc, doc_first_chunk, doc_chunks (int64), plus the scan's document ends.
+  t.doc_map_ram = 8 * (C + 2 * N + (key_dtype ? N : 0));
+  t.doc_map_disk = 8 * N;  // chunk count of every document, at the head of its segment
+  t.template_kv = g.layers * 2 * g.kv_heads * g.template_tokens * g.head_dim * E;
+  t.text_ram = text_bytes;
+  t.segment_files = t.doc_map_disk + S * 3 * tensor;  // encode_bank: counts, then K, V, K^R per slot
+  t.template_file = t.template_kv;
+  return t;
+}
+
+json BankTierBytes::to_json() const {
+  const double n = tokens > 0 ? static_cast<double>(tokens) : 1.0;
+  auto tier = [&](int64_t ram, int64_t disk) {
+    return json{{"ram_bytes", ram}, {"disk_bytes", disk}, {"ram_bytes_per_token", ram / n}, {"disk_bytes_per_token", disk / n}};
+  };
+  return {{"tokens", tokens},
+          {"documents", documents},
+          {"chunks", chunks},
+          {"routing_keys", tier(routing_keys_ram, segment_files - doc_map_disk - content_kv)},
+          {"content_kv", tier(content_kv, content_kv)},
+          {"doc_map", tier(doc_map_ram, doc_map_disk)},
+          {"template_kv", tier(template_kv, template_file)},
+          {"text", tier(text_ram, 0)},
+          {"segment_files_bytes", segment_files},
+          {"template_file_bytes", template_file}};
+}
+
+int64_t parse_byte_size(const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    throw Error("'" + text + "' is not a byte size (e.g. 512M, 8G)");
+  }
+  std::string suffix = text.substr(used);
+  if (!suffix.empty() && (suffix.back() == 'B' || suffix.back() == 'b')) suffix.pop_back();
+  double mult = 1;
+  if (suffix == "K" || suffix == "k") mult = 1024.0;
+  else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
+  else if (suffix == "T" || suffix == "t") mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (!suffix.empty()) throw Error("'" + text + "' is not a byte size (suffixes K, M, G, T)");
+  if (v < 0) throw Error("'" + text + "': a budget cannot be negative");
+  return static_cast<int64_t>(v * mult);
+}
+
+TierPlan plan_tiers(const BankTierBytes& t, int64_t ram_budget, int64_t gpu_budget, const std::string& content,
+                    bool have_bank_files) {
+  if (content != "auto" && content != "ram" && content != "mmap") throw Error("content tier must be auto, ram or mmap");
+  const int64_t scoring = t.routing_keys_ram + t.doc_map_ram + t.template_kv + t.text_ram;
+  auto mib = [](int64_t b) { return std::to_string(b / (1 << 20)) + " MiB (" + std::to_string(b) + " bytes)"; };
+  if (ram_budget > 0 && scoring > ram_budget)
+    throw Error("memory bank does not fit: routing keys " + mib(t.routing_keys_ram) + " + document map " +
+                mib(t.doc_map_ram) + " + template K/V " + mib(t.template_kv) + " + texts " + mib(t.text_ram) +
+                " = " + mib(scoring) + " must stay in RAM (the scoring tier of this CPU build), but the RAM budget is " +
+                mib(ram_budget) + (gpu_budget > 0 ? "; the GPU budget " + mib(gpu_budget) + " does not apply: this build has no GPU tier" : "") +
+                " (" + std::to_string(t.tokens) + " memory tokens, " + std::to_string(t.chunks) +
+                " chunks; smaller routing keys: key_dtype=int8)");
+  const bool fits = ram_budget <= 0 || scoring + t.content_kv <= ram_budget;
+  TierPlan p;
+  p.content_mmap = content == "mmap" || (content == "auto" && !fits);
+  if (content == "ram" && !fits)
+    throw Error("memory bank: content K/V " + mib(t.content_kv) + " do not fit the RAM budget " + mib(ram_budget) +
+                " next to the scoring tier " + mib(scoring) + " (use content=mmap with a bank_dir)");
+  if (p.content_mmap && !have_bank_files)
+    throw Error("memory bank: content K/V " + mib(t.content_kv) + " do not fit the RAM budget " + mib(ram_budget) +
+                " and can only be memory-mapped from a persistent bank (set bank_dir)");
+  p.json_ = {{"ram_budget", ram_budget},
+             {"gpu_budget", gpu_budget},
+             {"gpu_budget_applied", false},
+             {"scoring_tier_ram_bytes", scoring},
+             {"content_kv_bytes", t.content_kv},
+             {"content_kv_tier", p.content_mmap ? "mmap" : "ram"}};
+  return p;
 }
 
 void verify_bank(const std::string& dir) {

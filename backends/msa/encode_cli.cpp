@@ -16,7 +16,7 @@ using nlohmann::json;
 namespace msabench {
 
 json encode_corpus_bank(const std::string& model_dir, const std::string& corpus_jsonl, const std::string& out,
-                        int64_t segment_docs, bool quiet) {
+                        int64_t segment_docs, bool quiet, const std::string& ram_budget, const std::string& gpu_budget) {
   set_compute_threads(2);
   MsaModel model = MsaModel::load(model_dir);
   auto tok = load_tokenizer(model_tokenizer_spec(model_dir));
@@ -36,6 +36,16 @@ json encode_corpus_bank(const std::string& model_dir, const std::string& corpus_
   }
   auto tpl32 = tok->encode(interleave::kTemplateHead, true);
   std::vector<int64_t> tpl(tpl32.begin(), tpl32.end());
+  std::vector<int64_t> doc_tokens;
+  int64_t text_bytes = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    doc_tokens.push_back(static_cast<int64_t>(ids[i].size()));
+    text_bytes += static_cast<int64_t>(docs[i].text.size());
+  }
+  const auto tiers = bank_tier_bytes(bank_geometry(model.base().config(), model.options().pooling_kernel_size,
+                                                   static_cast<int64_t>(tpl.size()), model.base().dtype()),
+                                     doc_tokens, text_bytes, std::nullopt);
+  const TierPlan plan = plan_tiers(tiers, parse_byte_size(ram_budget), parse_byte_size(gpu_budget), "auto", true);  // throws before any encoding
   BankFingerprint fp{model_fingerprint(model_dir), tok->name(), corpus_fingerprint(docs)};
   Progress progress("encode", static_cast<int64_t>(docs.size()), "docs", !quiet);
   int64_t last = 0;
@@ -50,7 +60,7 @@ json encode_corpus_bank(const std::string& model_dir, const std::string& corpus_
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return {{"bank", out},         {"documents", docs.size()}, {"chunks", bank.num_chunks()},
           {"tokens", tokens},    {"seconds", secs},          {"bytes", bank.bytes()},
-          {"tokenizer", tok->name()}};
+          {"tokenizer", tok->name()}, {"bytes_by_tier", tiers.to_json()}, {"tier_plan", plan.to_json()}};
 }
 
 json describe_bank(const std::string& dir, bool verify) {

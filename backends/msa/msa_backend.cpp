@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "core/model/msa.h"
+#include "core/model/routing_kernel.h"
 #include "core/tokenizer/text_tokenizer.h"
 #include "datasets/msa_training.h"
 
@@ -34,9 +35,16 @@ class MsaBackend : public Backend {
  public:
   explicit MsaBackend(const BackendSpec& spec) {
     spec.check_known({"model", "topk", "interleave", "inject", "max_rounds", "max_tokens", "routing", "positions",
-                      "threads", "bank_dir", "segment_docs"});
+                      "threads", "bank_dir", "segment_docs", "key_dtype", "ram_budget",
+                      "gpu_budget", "content"});
     bank_dir_ = spec.get_string("bank_dir", "");
     segment_docs_ = spec.get_int("segment_docs", 256);
+    if (spec.options.count("key_dtype")) key_dtype_ = parse_key_dtype(spec.get_string("key_dtype", "fp32"));
+    ram_budget_ = parse_byte_size(spec.get_string("ram_budget", "0"));
+    gpu_budget_ = parse_byte_size(spec.get_string("gpu_budget", "0"));
+    content_tier_ = spec.get_string("content", "auto");
+    if (content_tier_ != "auto" && content_tier_ != "ram" && content_tier_ != "mmap")
+      throw Error("msa: content must be auto, ram or mmap");
     model_dir_ = resolve_model_dir(spec.get_string("model", ""));
     if (!fs::exists(fs::path(model_dir_) / "config.json"))
       throw Error("msa: model directory '" + model_dir_ + "' has no config.json" +
@@ -68,7 +76,7 @@ class MsaBackend : public Backend {
       throw Error("msa: tokenizer has more ids than the model's vocabulary");
     for (const char* s : {"<|im_end|>", "<|endoftext|>"})
       if (auto id = tok_->token_id(s)) stop_ids_.push_back(*id);
-    spec_ = BackendSpec{"msa",
+    BackendSpec spec_obj{"msa",
                         {{"model", model_label(model_dir_)},
                          {"topk", std::to_string(o.doc_top_k)},
                          {"interleave", iopt_.interleave ? "1" : "0"},
@@ -76,8 +84,10 @@ class MsaBackend : public Backend {
                          {"max_rounds", std::to_string(iopt_.max_rounds)},
                          {"max_tokens", std::to_string(iopt_.max_call_tokens)},
                          {"routing", routing},
-                         {"positions", positions}}}
-                .to_string();
+                         {"positions", positions}}};
+    // Only named when set, so specs (and result cells) without it stay as they were.
+    if (key_dtype_) spec_obj.options["key_dtype"] = key_dtype_name(*key_dtype_);
+    spec_ = spec_obj.to_string();
   }
 
   std::string spec() const override { return spec_; }
@@ -98,6 +108,18 @@ class MsaBackend : public Backend {
       st.tokens += static_cast<int64_t>(ids.size());
     }
     template_ = to64(tok_->encode(interleave::kTemplateHead, true));
+    // Tiers and budgets from the token counts, before any encoding.
+    std::vector<int64_t> doc_tokens;
+    int64_t text_bytes = 0;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      doc_tokens.push_back(static_cast<int64_t>(docs[i].size()));
+      text_bytes += static_cast<int64_t>(corpus.documents[i].text.size());
+    }
+    const auto tier_bytes = bank_tier_bytes(
+        bank_geometry(model_->base().config(), model_->options().pooling_kernel_size,
+                      static_cast<int64_t>(template_.size()), model_->base().dtype()),
+        doc_tokens, text_bytes, key_dtype_);
+    const TierPlan plan = plan_tiers(tier_bytes, ram_budget_, gpu_budget_, content_tier_, !bank_dir_.empty());
     if (bank_dir_.empty()) {
       bank_ = model_->encode_memory(docs, template_);
     } else {
@@ -106,11 +128,18 @@ class MsaBackend : public Backend {
       const std::string dir = (fs::path(bank_dir_) / ("bank-" + fp.corpus)).string();
       bool loaded = false;
       if (fs::exists(fs::path(dir) / "manifest.json") && bank_info(dir).value("complete", false)) {
-        bank_ = load_bank(dir, fp);
+        bank_ = load_bank(dir, fp, plan.content_mmap);
         loaded = true;
         st.reused = true;
       }
-      if (!loaded) bank_ = encode_bank(*model_, docs, template_, fp, dir, segment_docs_);
+      if (!loaded) bank_ = encode_bank(*model_, docs, template_, fp, dir, segment_docs_, {}, plan.content_mmap);
+    }
+    if (key_dtype_) {
+      // Routing reads the scan layout in the chosen precision; the tensor copy is released.
+      bank_.router_index = build_router_indexes(bank_, routes_by_cosine(), *key_dtype_);
+      bank_.index_doc_end = bank_doc_end(bank_);
+      if (model_->base().config().msa->decouple_router && model_->options().head_reduce == Reduce::Mean)
+        for (auto& t : bank_.router_k) t = torch::Tensor();
     }
     st.documents = static_cast<int64_t>(docs.size());
     st.seconds = since(t0);
@@ -281,6 +310,10 @@ class MsaBackend : public Backend {
 
   std::string model_dir_, spec_, bank_dir_;
   int64_t segment_docs_ = 256;
+  std::optional<KeyDtype> key_dtype_;
+  int64_t ram_budget_ = 0, gpu_budget_ = 0;
+  std::string content_tier_ = "auto";
+  bool routes_by_cosine() const { return model_->options().similarity == RoutingSimilarity::Cosine; }
   int64_t threads_ = 2;
   std::unique_ptr<MsaModel> model_;
   std::unique_ptr<TextTokenizer> tok_;
@@ -296,7 +329,10 @@ class MsaBackend : public Backend {
 void register_msa_backend(BackendRegistry& registry) {
   registry.add({"msa", "MSA model with Memory Interleave over a memory bank of the corpus",
                 "model=DIR (default: the shipped backends/msa/msa-small/model), topk=16, interleave=1, inject=1, "
-                "max_rounds=6, max_tokens=256 (per call), routing=engine|cosine, positions=code|paper, threads=2",
+                "max_rounds=6, max_tokens=256 (per call), routing=engine|cosine, positions=code|paper, threads=2, "
+                "key_dtype=fp32|bf16|int8 (routing keys in the blocked scan layout; int8 with per-chunk scales), "
+                "ram_budget=SIZE (e.g. 8G; refused before encoding when the routing keys cannot fit; content K/V "
+                "memory-mapped from bank_dir when they do not), gpu_budget=SIZE (GPU builds only), content=auto|ram|mmap",
                 [](const BackendSpec& s) { return std::make_unique<MsaBackend>(s); }});
 }
 

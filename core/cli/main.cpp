@@ -20,6 +20,7 @@
 #include "core/io.h"
 #include "core/progress.h"
 #include "core/result.h"
+#include "core/run_state.h"
 #include "core/text.h"
 #include "core/tokenizer.h"
 #include "core/tokenizer/text_tokenizer.h"
@@ -27,6 +28,7 @@
 #include "datasets/loaders.h"
 #include "datasets/scaling.h"
 #include "datasets/niah.h"
+#include "datasets/twohop.h"
 #include "metrics/calibration.h"
 #include "metrics/compare.h"
 #include "metrics/judge.h"
@@ -160,12 +162,21 @@ SuiteDefaults suite_defaults(const std::string& suite) {
     return d;
   }
   if (suite == "smoke") return {{"bm25"}, {"niah_single_1"}, {"4K"}, 4, {}, ""};
+  if (suite == "rag") {
+    // Same backbone everywhere: the shipped model generates for rag and msa and embeds for dense.
+    return {{"bm25", "dense", "rag:retriever=bm25,k=5", "rag:retriever=dense,k=5", "msa:max_rounds=3,max_tokens=64"},
+            {"niah_single_1", kTwoHopTask},
+            {"16K", "64K"},
+            4,
+            {},
+            "bytes"};
+  }
   if (suite == "niah") {
     std::vector<std::string> all;
     for (const auto& t : niah_tasks()) all.push_back(t.name);
     return {{"bm25"}, all, {"32K", "64K", "128K", "256K", "512K", "1M"}, 50, {}, ""};
   }
-  throw Error("unknown suite '" + suite + "' (default, smoke, niah)");
+  throw Error("unknown suite '" + suite + "' (default, smoke, niah, rag)");
 }
 
 int cmd_run(RunArgs a) {
@@ -179,8 +190,10 @@ int cmd_run(RunArgs a) {
       std::cout << "  " << t.name << "  haystack=" << t.haystack << " keys=" << t.key_type
                 << " values=" << t.value_type << " k/v/q=" << t.num_keys << "/" << t.num_values << "/"
                 << t.num_queries << "\n";
+    std::cout << "  " << kTwoHopTask << "  synthetic two-hop QA: \"A works with B.\" + \"B lives in C.\", "
+              << TwoHopConfig{}.queries << " questions per memory\n";
     std::cout << "  DIR  a dataset directory written by `msabench data make` (corpus.jsonl, queries.jsonl, meta.json)\n";
-    std::cout << "suites: default, smoke, niah\n";
+    std::cout << "suites: default, smoke, niah, rag\n";
     return 0;
   }
   SuiteDefaults d = suite_defaults(a.suite);
@@ -206,6 +219,16 @@ int cmd_run(RunArgs a) {
   std::vector<Plan> plan;
   std::vector<std::shared_ptr<Dataset>> loaded;
   std::vector<std::shared_ptr<NiahGenerator>> gens;
+  // One cell per backend, within the suite's per-backend size and sample limits.
+  auto add_cells = [&](const CorpusStream& cs) {
+    for (const auto& b : a.backends) {
+      auto lim = d.limits.find(b);
+      if (lim != d.limits.end() && cs.memory_tokens > lim->second.first) continue;
+      CorpusStream cell = cs;
+      if (lim != d.limits.end()) cell.count = std::min<size_t>(cell.count, lim->second.second);
+      plan.push_back({b, cell});
+    }
+  };
   for (const auto& ds : a.datasets) {
     if (is_niah_task(ds)) {
       for (int64_t size : sizes) {
@@ -218,15 +241,20 @@ int cmd_run(RunArgs a) {
         cfg.depths = depths;
         auto gen = std::make_shared<NiahGenerator>(cfg, *counter);
         gens.push_back(gen);
-        CorpusStream cs{ds, counter->label(), size, static_cast<size_t>(a.samples),
-                        [gen](size_t i) { return gen->sample(static_cast<int>(i)); }, gen->describe()};
-        for (const auto& b : a.backends) {
-          auto lim = d.limits.find(b);
-          if (lim != d.limits.end() && size > lim->second.first) continue;
-          CorpusStream cell = cs;
-          if (lim != d.limits.end()) cell.count = std::min<size_t>(cell.count, lim->second.second);
-          plan.push_back({b, cell});
-        }
+        add_cells({ds, counter->label(), size, static_cast<size_t>(a.samples),
+                   [gen](size_t i) { return gen->sample(static_cast<int>(i)); }, gen->describe()});
+      }
+    } else if (ds == kTwoHopTask) {
+      for (int64_t size : sizes) {
+        TwoHopConfig cfg;
+        cfg.target_tokens = size;
+        cfg.samples = a.samples;
+        cfg.seed = a.seed;
+        cfg.doc_tokens = a.doc_tokens;
+        auto gen = std::make_shared<TwoHopGenerator>(cfg, *counter);
+        add_cells({ds, counter->label(), size, static_cast<size_t>(a.samples),
+                   [gen](size_t i) { return gen->sample(static_cast<int>(i)); }, gen->describe(),
+                   static_cast<double>(cfg.queries)});
       }
     } else if (fs::is_directory(ds)) {
       auto data = std::make_shared<Dataset>(load_dataset_dir(ds));
@@ -234,25 +262,41 @@ int cmd_run(RunArgs a) {
       int64_t size = data->target_tokens > 0 ? data->target_tokens
                                              : data->total_tokens() / std::max<int64_t>(1, data->corpora.size());
       CorpusStream cs{data->name, data->tokenizer, size, data->corpora.size(),
-                      [data](size_t i) { return data->corpora[i]; }, data->meta};
+                      [data](size_t i) { return data->corpora[i]; }, data->meta,
+                      static_cast<double>(data->num_queries()) / static_cast<double>(std::max<size_t>(1, data->corpora.size()))};
       for (const auto& b : a.backends) plan.push_back({b, cs});
     } else {
       std::string known;
       for (const auto& t : niah_tasks()) known += " " + t.name;
+      known += std::string(" ") + kTwoHopTask;
       throw Error("dataset '" + ds + "' is neither a generated task (" + known.substr(1) +
                   ") nor a dataset directory");
     }
   }
 
   size_t total_queries = 0;
-  for (const auto& p : plan) total_queries += p.data.count;  // NIAH: one query per corpus
-  StagingDir staging(a.out);
+  for (const auto& p : plan)
+    total_queries += static_cast<size_t>(std::llround(static_cast<double>(p.data.count) * p.data.queries_per_corpus));
+  // Kept across kills: a rerun with the same identity resumes from the completed cells.
+  RunStaging staging(a.out, {{"suite", a.suite}, {"backends", a.backends}, {"datasets", a.datasets},
+                             {"sizes", a.sizes}, {"samples", a.samples}, {"seed", a.seed},
+                             {"doc_tokens", a.doc_tokens}, {"depths", depths}, {"k", a.k}, {"batch", a.batch},
+                             {"tokenizer", g_tokenizer}, {"git", git_info()}});
   auto metrics = default_metrics();
   std::vector<json> results;
   Progress progress("run", static_cast<int64_t>(total_queries), "queries", !a.quiet);
   for (const auto& p : plan) {
     progress.set_label(p.data.dataset + " " + format_token_count(p.data.memory_tokens) + " " + p.backend);
     auto backend = BackendRegistry::instance().create(p.backend);
+    const std::string file = (fs::path(staging.path()) / "cells" /
+                              (sanitize(p.data.dataset) + "__" + format_token_count(p.data.memory_tokens) + "__" +
+                               sanitize(backend->spec()) + ".json"))
+                                 .string();
+    if (auto done = staging.completed(file)) {
+      progress.advance(std::llround(static_cast<double>(p.data.count) * p.data.queries_per_corpus));
+      results.push_back(std::move(*done));
+      continue;
+    }
     CellOptions opt;
     opt.suite = a.suite;
     opt.k = a.k;
@@ -263,10 +307,6 @@ int cmd_run(RunArgs a) {
     json r = run_cell(*backend, p.data, metrics, opt);
     add_confidence_intervals(r);
     r["calibration"] = calib;
-    const std::string file = (fs::path(staging.path()) / "cells" /
-                              (sanitize(p.data.dataset) + "__" + format_token_count(p.data.memory_tokens) + "__" +
-                               sanitize(backend->spec()) + ".json"))
-                                 .string();
     write_json_atomic(file, r, 1);
     results.push_back(std::move(r));
   }
@@ -507,6 +547,8 @@ int main(int argc, char** argv) {
   set_model_token_counter_factory([](const std::string& spec) { return make_model_token_counter(spec); });
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // over a file-size limit write() then fails with EFBIG and the writers report it
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"msabench: benchmark Memory Sparse Attention and RAG baselines on long-memory workloads"};
   app.require_subcommand(1);
   app.footer(
@@ -522,7 +564,8 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "run a suite: backends x datasets x memory sizes, write results and report");
   run->add_option("--suite", ra.suite, "named defaults: default (NIAH single_1+multikey_1 at 16K,64K,256K,1M; bm25, "
                                        "plus the shipped msa model at 16K,64K), smoke (tiny), "
-                                       "niah (all generated NIAH tasks 32K..1M)")
+                                       "niah (all generated NIAH tasks 32K..1M), rag (bm25, dense, rag over bm25 and "
+                                       "dense, msa; NIAH and synth_twohop at 16K,64K; one shared backbone)")
       ->capture_default_str();
   run->add_option("-b,--backend", ra.backends, "backend spec, repeatable (e.g. bm25:k1=0.9,b=0.4); see --list");
   run->add_option("-d,--dataset", ra.datasets, "generated task name or dataset directory, repeatable");
@@ -711,6 +754,10 @@ int main(int argc, char** argv) {
   encode->add_option("-o,--out", e_out, "bank directory (created, or resumed if an encode was interrupted)")->required();
   encode->add_option("--segment-docs", e_segment, "documents per segment (the unit of resumption)")->capture_default_str();
   encode->add_flag("-q,--quiet", e_quiet, "no progress bar");
+  std::string e_ram_budget = "0", e_gpu_budget = "0";
+  encode->add_option("--ram-budget", e_ram_budget,
+                     "RAM for the bank (e.g. 8G); refused before encoding when its routing keys cannot fit");
+  encode->add_option("--gpu-budget", e_gpu_budget, "GPU memory for the routing keys (GPU builds only; recorded here)");
   encode->footer("Examples:\n"
                  "  msabench encode -m backends/msa/msa-small/model --corpus corpus.jsonl -o banks/c1\n"
                  "  msabench bank info banks/c1\n"
@@ -762,7 +809,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (encode->parsed()) {
-      json s = encode_corpus_bank(e_model, e_corpus, e_out, e_segment, e_quiet);
+      json s = encode_corpus_bank(e_model, e_corpus, e_out, e_segment, e_quiet, e_ram_budget, e_gpu_budget);
       std::printf("%s\n", s.dump(1).c_str());
       return 0;
     }

@@ -196,11 +196,13 @@ void ModelConfig::validate(const std::string& src) const {
 
 ModelConfig ModelConfig::load(const std::string& path_or_dir) {
   fs::path p(path_or_dir);
+  if (!fs::exists(p)) throw Error(path_or_dir + ": no such model directory or config.json");
   if (fs::is_directory(p)) p /= "config.json";
+  if (!fs::exists(p)) throw Error(path_or_dir + ": model directory has no config.json");
   json j;
   try {
     j = json::parse(read_file(p.string()));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(p.string() + ": invalid JSON (" + e.what() + ")");
   }
   return from_json(j, p.string());

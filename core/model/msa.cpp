@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/model/routing_kernel.h"
 
 namespace msabench {
 
@@ -79,6 +80,25 @@ int64_t MemoryBank::bytes() const {
   for (const auto* set : {&template_k, &template_v})
     for (const auto& t : *set) n += static_cast<int64_t>(t.nbytes());
   return n + static_cast<int64_t>(chunk_doc.size() * sizeof(int64_t));
+}
+
+torch::Tensor MemoryBank::gather_content(bool values, int slot, const std::vector<int64_t>& chunks) const {
+  const auto& whole = values ? v : k;
+  if (slot < static_cast<int>(whole.size()) && whole[slot].defined())
+    return whole[slot].index_select(1, torch::tensor(chunks, torch::kInt64).to(whole[slot].device()));
+  const auto& parts = (values ? v_parts : k_parts).at(slot);
+  // Runs of chunks in one segment are copied out of its mapping together.
+  std::vector<torch::Tensor> pieces;
+  for (size_t i = 0; i < chunks.size();) {
+    const int64_t part = std::upper_bound(part_first_chunk.begin(), part_first_chunk.end(), chunks[i]) -
+                         part_first_chunk.begin() - 1;
+    const int64_t end = part + 1 < static_cast<int64_t>(part_first_chunk.size()) ? part_first_chunk[part + 1] : num_chunks();
+    std::vector<int64_t> local;
+    for (; i < chunks.size() && chunks[i] >= part_first_chunk[part] && chunks[i] < end; ++i)
+      local.push_back(chunks[i] - part_first_chunk[part]);
+    pieces.push_back(parts[part].index_select(1, torch::tensor(local, torch::kInt64)));
+  }
+  return torch::cat(pieces, 1);
 }
 
 int MemoryBank::slot_of_layer(int layer) const {
@@ -309,21 +329,23 @@ torch::Tensor MsaModel::document_scores(const torch::Tensor& q_router_in, const 
 
 void MsaModel::top_k_documents(const torch::Tensor& doc_scores, int k, std::vector<std::vector<int64_t>>& ids,
                                std::vector<std::vector<double>>& scores) {
-  auto cpu = doc_scores.to(torch::kCPU, torch::kFloat64);
-  // Stable descending sort: equal scores keep ascending document order.
-  auto sorted = cpu.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
-  auto vals = std::get<0>(sorted), idx = std::get<1>(sorted);
+  auto cpu = doc_scores.to(torch::kCPU, torch::kFloat64).contiguous();
   const int64_t B = cpu.size(0), N = cpu.size(1), kk = std::min<int64_t>(k, N);
   ids.assign(B, {});
   scores.assign(B, {});
-  auto va = vals.accessor<double, 2>();
-  auto ia = idx.accessor<int64_t, 2>();
-  for (int64_t b = 0; b < B; ++b)
+  std::vector<int64_t> order(N);
+  for (int64_t b = 0; b < B; ++b) {
+    const double* row = cpu.data_ptr<double>() + b * N;
+    // Partial selection in the order of a stable descending sort: equal scores by ascending id.
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + kk, order.end(),
+                      [&](int64_t x, int64_t y) { return row[x] != row[y] ? row[x] > row[y] : x < y; });
     for (int64_t j = 0; j < kk; ++j) {
-      if (va[b][j] <= kValidScore) break;
-      ids[b].push_back(ia[b][j]);
-      scores[b].push_back(va[b][j]);
+      if (row[order[j]] <= kValidScore) break;
+      ids[b].push_back(order[j]);
+      scores[b].push_back(row[order[j]]);
     }
+  }
 }
 
 torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<PromptTokens>& prompts, MsaCache& cache,
@@ -379,7 +401,11 @@ torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<Prompt
       auto q_router = cfg.msa->decouple_router
                           ? torch::linear(x, L.router_q_proj).view({B, Lmax, -1, D}).transpose(1, 2)
                           : qkv.q;
-      auto scores = document_scores(q_router, routing_mask, bank.router_k[slot], chunk_doc, bank.num_docs());
+      const bool indexed = slot < static_cast<int>(bank.router_index.size()) && bank.router_index[slot] &&
+                           opt_.head_reduce == Reduce::Mean;
+      auto scores = indexed ? index_document_scores(opt_, q_router, routing_mask, *bank.router_index[slot],
+                                                    bank.index_doc_end, at::get_num_threads())
+                            : document_scores(q_router, routing_mask, bank.router_k[slot], chunk_doc, bank.num_docs());
       LayerRouting lr;
       lr.layer = static_cast<int>(l);
       top_k_documents(scores, opt_.doc_top_k, lr.doc_ids, lr.scores);
@@ -400,9 +426,8 @@ torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<Prompt
         for (int64_t b = 0; b < B; ++b) {
           const int64_t n = static_cast<int64_t>(chunks[b].size());
           if (n == 0) continue;
-          auto idx = torch::tensor(chunks[b], torch::kInt64).to(dev);
-          ck[b].narrow(1, 0, n).copy_(bank.k[slot].index_select(1, idx));
-          cv[b].narrow(1, 0, n).copy_(bank.v[slot].index_select(1, idx));
+          ck[b].narrow(1, 0, n).copy_(bank.gather_content(false, slot, chunks[b]));
+          cv[b].narrow(1, 0, n).copy_(bank.gather_content(true, slot, chunks[b]));
           cvalid[b].narrow(0, 0, n).fill_(true);
         }
         keys.push_back(ck);

@@ -11,12 +11,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/model/qwen3.h"
 
 namespace msabench {
+
+class RouterKeyIndex;
 
 enum class RoutingSimilarity {
   ScaledDot,  // q.k / sqrt(D), no normalisation: the released engine with INFONCE_DECOUPLE
@@ -51,6 +54,16 @@ struct MemoryBank {
   std::vector<int64_t> chunk_doc;                 // [C] document index of every chunk
   std::vector<int64_t> doc_first_chunk, doc_chunks;  // per document
   std::vector<torch::Tensor> template_k, template_v;  // per layer [Hkv, T_tpl, D]
+  // Optional scan layout of the router keys (routing_kernel.h), one per slot; when set, routing
+  // reads these (and router_k may be released). index_doc_end: exclusive end chunk per document.
+  std::vector<std::shared_ptr<const RouterKeyIndex>> router_index;
+  std::vector<int64_t> index_doc_end;
+  // Content K/V memory-mapped from a persistent bank (tiered storage): per slot one [Hkv, C_s, D]
+  // view per segment, k/v then undefined; part_first_chunk: first chunk of every segment.
+  std::vector<std::vector<torch::Tensor>> k_parts, v_parts;
+  std::vector<int64_t> part_first_chunk;
+  // Content keys (values: values = true) of the given chunks of one slot, [Hkv, n, D].
+  torch::Tensor gather_content(bool values, int slot, const std::vector<int64_t>& chunks) const;
   int64_t num_docs() const { return static_cast<int64_t>(doc_chunks.size()); }
   int64_t num_chunks() const { return static_cast<int64_t>(chunk_doc.size()); }
   int64_t bytes() const;  // tensor payload

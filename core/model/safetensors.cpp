@@ -96,7 +96,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         }
         return true;
       });
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw Error(path + ": header is not valid JSON (" + e.what() + ")");
     }
     if (dup) throw Error(path + ": duplicate tensor name '" + dup_name + "' in header");
@@ -179,7 +179,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     json j;
     try {
       j = json::parse(read_file(index.string()));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw Error(index.string() + ": invalid JSON (" + e.what() + ")");
     }
     if (!j.contains("weight_map") || !j["weight_map"].is_object())

@@ -1039,7 +1039,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json_text(const std::string& js
   json j;
   try {
     j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(source + ": invalid JSON (" + e.what() + ")");
   }
   try {

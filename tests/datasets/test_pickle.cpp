@@ -128,6 +128,23 @@ TEST(Pickle, MalformedInputIsAClearError) {
   EXPECT_NE(error_of("").find("no STOP"), std::string::npos);
 }
 
+// Found by fuzz_pickle (tests/fuzz/regressions/fuzz_pickle): a self-holding dict left a shared_ptr
+// cycle behind after the error. The leak itself is caught by `scripts/test.sh --sanitize`.
+TEST(Pickle, SelfHoldingContainersAreAnErrorAndFreed) {
+  // EMPTY_DICT, MEMOIZE, SHORT_BINUNICODE "k", BINGET 0, SETITEM, STOP
+  EXPECT_NE(error_of(bytes({0x80, 0x04, '}', 0x94, 0x8c, 1, 'k', 'h', 0x00, 's', '.'})).find("recursive structure"),
+            std::string::npos);
+  // the same cycle, then an error before STOP
+  EXPECT_NE(error_of(bytes({0x80, 0x04, ']', 0x94, 'h', 0x00, 'a', 0xff})).find("unknown opcode"), std::string::npos);
+}
+
+// Found by fuzz_pickle: an overlong UTF-8 form passed the check and later broke json::dump().
+TEST(Pickle, OverlongUtf8IsNotValidUtf8) {
+  EXPECT_NE(error_of(bytes({0x80, 0x04, 0x8c, 0x02, 0xc1, 0xa9, '.'})).find("not valid UTF-8"), std::string::npos);
+  // Python 2 str opcodes keep such bytes as binary
+  EXPECT_TRUE(parse_pickle(std::string("U\x02\xc1\xa9."), "t.pkl").is_binary());
+}
+
 TEST(MsaBenchmark, LoadsTheReferenceRecordShapeWithGoldIds) {
   WhitespaceWordCounter counter;
   Dataset ds = load_msa_benchmark(kDir + "/msa_qdata.pkl", kDir + "/msa_mdata.pkl", counter);

@@ -103,3 +103,13 @@ TEST(Report, LatexTablesEscapeAndStateFacts) {
   EXPECT_NE(tex.find("Git: 0123456789ab"), std::string::npos);
   EXPECT_NE(tex.find("$\\approx$3.01"), std::string::npos);
 }
+
+// Found by fuzz_results: a result without timings.* or memory read freed memory (const
+// operator[] on a missing key); the report shows "–" and 0 MiB instead.
+TEST(Report, MissingOptionalTimingsAndMemory) {
+  json r = result("niah_single_1", 16384, "bm25:b=0.4,k1=0.9", 4, 2);
+  r["timings"] = json::object();
+  r.erase("memory");
+  const std::string md = report_markdown({r});
+  EXPECT_NE(md.find("– · – · 0 ·"), std::string::npos) << md;
+}

@@ -148,6 +148,16 @@ TEST(ModelConfig, ClearErrors) {
   EXPECT_NE(with("hidden_size", "64").find("\"hidden_size\" must be an integer"), std::string::npos);
   EXPECT_NE(with("model_type", "llama").find("not supported"), std::string::npos);
   EXPECT_NE(with("rope_scaling", {{"type", "yarn"}}).find("rope_scaling"), std::string::npos);
+  // a missing model directory is named as such, not as an unreadable file
+  EXPECT_EQ(error_of([] { ModelConfig::load("/nonexistent/model"); }),
+            "/nonexistent/model: no such model directory or config.json");
+  const auto empty = std::filesystem::temp_directory_path() / ("msabench-noconfig-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(empty);
+  EXPECT_EQ(error_of([&] { ModelConfig::load(empty.string()); }), empty.string() + ": model directory has no config.json");
+  // found by fuzz_safetensors: a number beyond double escaped as a bare nlohmann exception
+  std::ofstream((empty / "config.json").string()) << R"({"vocab_size": 1e406})";
+  EXPECT_NE(error_of([&] { ModelConfig::load(empty.string()); }).find("config.json: invalid JSON"), std::string::npos);
+  std::filesystem::remove_all(empty);
   EXPECT_NE(with("hidden_act", "gelu").find("silu"), std::string::npos);
   EXPECT_NE(with("vocab_size", 0).find("must be positive"), std::string::npos);
   auto j = base;
