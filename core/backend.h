@@ -54,6 +54,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string spec() const = 0;   // canonical spec including defaults
   virtual bool generates_answers() const = 0;
+  // What the backend runs beyond its spec (e.g. a model's training state), recorded in results.
+  virtual nlohmann::json info() const { return nlohmann::json::object(); }
   // Replaces any previously indexed corpus.
   virtual IndexStats index(const MemoryCorpus& corpus) = 0;
   virtual Answer answer(const Query& query, int k) = 0;

@@ -108,7 +108,7 @@ json run_cell(Backend& backend, const CorpusStream& data, const MetricList& metr
       {"schema", kResultSchema},
       {"suite", opt.suite},
       {"created", utc_timestamp()},
-      {"backend", {{"spec", backend.spec()}, {"generates_answers", backend.generates_answers()}}},
+      {"backend", {{"spec", backend.spec()}, {"generates_answers", backend.generates_answers()}, {"info", backend.info()}}},
       {"dataset",
        {{"name", data.dataset},
         {"tokenizer", data.tokenizer},

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -539,6 +540,22 @@ std::string report_caption(const std::vector<json>& results) {
   return facts_line(facts_of(all));
 }
 
+// Models a result ran that are partially trained checkpoints (backend.info, any depth), so a
+// report never presents a training checkpoint's accuracy as the method's.
+std::set<std::string> partially_trained(const std::vector<json>& results) {
+  std::set<std::string> out;
+  std::function<void(const json&)> walk = [&](const json& j) {
+    if (!j.is_object()) return;
+    if (j.value("training", "") == "partial")
+      out.insert(j.value("model", "?") + " (" + std::to_string(j.value("trained_steps", 0)) + " of " +
+                 std::to_string(j.value("planned_steps", 0)) + " planned training steps)");
+    for (const auto& [k, v] : j.items()) walk(v);
+  };
+  for (const auto& r : results)
+    if (r.contains("backend") && r["backend"].contains("info")) walk(r["backend"]["info"]);
+  return out;
+}
+
 std::string report_markdown(const std::vector<json>& results) {
   Model m(results);
   std::ostringstream md;
@@ -546,7 +563,12 @@ std::string report_markdown(const std::vector<json>& results) {
   const Facts f = facts_of(m.all_);
   md << "- results: " << results.size() << " cells\n- model: " << f.model << "\n- data: " << f.data
      << "\n- sizes: " << f.sizes << "\n- machine: " << f.machine << "\n- git: " << f.git << "\n- statistics: "
-     << kStatsNote << "\n\n";
+     << kStatsNote << "\n";
+  const auto partial = partially_trained(results);
+  if (!partial.empty())
+    md << "- partially trained: " << join(partial, ", ")
+       << ": its numbers are a training checkpoint's, not the method's\n";
+  md << "\n";
 
   md_table2(md, m);
 

@@ -37,6 +37,7 @@ class FullContextBackend : public Backend {
   }
   std::string spec() const override { return spec_; }
   bool generates_answers() const override { return true; }
+  nlohmann::json info() const override { return model_training_info(dir_); }
 
   IndexStats index(const MemoryCorpus& corpus) override {
     auto t0 = std::chrono::steady_clock::now();

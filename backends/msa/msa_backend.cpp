@@ -25,6 +25,19 @@ std::string resolve_model_dir(const std::string& option) {
 
 std::string model_label(const std::string& dir) { return dir == default_msa_model_dir() ? "msa-small" : dir; }
 
+json model_training_info(const std::string& dir) {
+  json info = {{"model", model_label(dir)}};
+  const fs::path state = fs::path(dir) / "trainer_state.json";
+  if (!fs::exists(state)) return info;
+  const json st = json::parse(read_file(state.string()));
+  const int64_t step = st.value("step", int64_t{0});
+  const int64_t planned = st.value("train_config", json::object()).value("steps", step);
+  info["trained_steps"] = step;
+  info["planned_steps"] = planned;
+  info["training"] = step < planned ? "partial" : "complete";
+  return info;
+}
+
 namespace {
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -92,6 +105,7 @@ class MsaBackend : public Backend {
 
   std::string spec() const override { return spec_; }
   bool generates_answers() const override { return true; }
+  json info() const override { return model_training_info(model_dir_); }
 
   IndexStats index(const MemoryCorpus& corpus) override {
     auto t0 = std::chrono::steady_clock::now();

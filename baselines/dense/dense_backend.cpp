@@ -53,6 +53,7 @@ class DenseBackend : public Backend {
   }
   std::string spec() const override { return spec_; }
   bool generates_answers() const override { return false; }
+  json info() const override { return {{"embedder", model_training_info(embedder_dir_)}}; }
 
   IndexStats index(const MemoryCorpus& corpus) override {
     auto t0 = std::chrono::steady_clock::now();
@@ -133,17 +134,22 @@ class RagBackend : public Backend {
                               {"max_tokens", std::to_string(max_tokens_)}}};
     if (spec.options.count("reranker")) {
       // The paper's "RR" columns: Qwen3-Reranker yes/no scoring over the retriever's top candidates.
-      const std::string rr_dir = resolve_model_dir(spec.get_string("reranker", ""));
-      reranker_ = load_qwen3_reranker(rr_dir);
+      rr_dir_ = resolve_model_dir(spec.get_string("reranker", ""));
+      reranker_ = load_qwen3_reranker(rr_dir_);
       candidates_ = static_cast<int>(spec.get_int("rerank_candidates", 100));
       if (candidates_ < k_) throw Error("rag: rerank_candidates must be at least k");
-      canon.options["reranker"] = model_label(rr_dir);
+      canon.options["reranker"] = model_label(rr_dir_);
       canon.options["rerank_candidates"] = std::to_string(candidates_);
     }
     spec_ = canon.to_string();
   }
   std::string spec() const override { return spec_; }
   bool generates_answers() const override { return true; }
+  json info() const override {
+    json i = {{"generator", model_training_info(gen_dir_)}, {"retriever", retriever_->info()}};
+    if (reranker_) i["reranker"] = model_training_info(rr_dir_);
+    return i;
+  }
 
   IndexStats index(const MemoryCorpus& corpus) override {
     text_.clear();
@@ -196,7 +202,7 @@ class RagBackend : public Backend {
   int k_ = 5, max_tokens_ = 64, candidates_ = 0;
   std::unique_ptr<Reranker> reranker_;
   int64_t max_context_ = 0;
-  std::string gen_dir_, spec_;
+  std::string gen_dir_, rr_dir_, spec_;
   std::unique_ptr<Backend> retriever_;
   std::unique_ptr<Qwen3Model> generator_;
   std::unique_ptr<TextTokenizer> tok_;

@@ -113,3 +113,14 @@ TEST(Report, MissingOptionalTimingsAndMemory) {
   const std::string md = report_markdown({r});
   EXPECT_NE(md.find("– · – · 0 ·"), std::string::npos) << md;
 }
+
+TEST(Report, NamesPartiallyTrainedModels) {
+  json r = result("niah_single_1", 16384, "rag:generator=msa-small", 4, 2, true);
+  r["backend"]["info"] = {{"generator", {{"model", "msa-small"}, {"trained_steps", 850}, {"planned_steps", 20000},
+                                         {"training", "partial"}}},
+                          {"retriever", json::object()}};
+  const std::string md = report_markdown({r});
+  EXPECT_NE(md.find("- partially trained: msa-small (850 of 20000 planned training steps)"), std::string::npos) << md;
+  r["backend"]["info"]["generator"]["training"] = "complete";
+  EXPECT_EQ(report_markdown({r}).find("partially trained"), std::string::npos);
+}
