@@ -99,7 +99,18 @@ std::string join(const std::set<std::string>& s, const std::string& sep) {
 }
 
 const std::string& spec_of(const json& r) { return r["backend"]["spec"].get_ref<const std::string&>(); }
-int k_of(const json& r) { return r.value("k", 10); }
+// Optional numeric fields of a result. json's get<int64_t>() of a float beyond int64 is undefined
+// behaviour (found by fuzz_results), so integers are read only from integers.
+int64_t int_or(const json& obj, const char* key, int64_t fallback) {
+  if (!obj.is_object() || !obj.contains(key) || !obj.at(key).is_number_integer()) return fallback;
+  return obj.at(key).get<int64_t>();
+}
+double num_or(const json& obj, const char* key, double fallback) {
+  if (!obj.is_object() || !obj.contains(key) || !obj.at(key).is_number()) return fallback;
+  return obj.at(key).get<double>();
+}
+
+int k_of(const json& r) { return static_cast<int>(int_or(r, "k", 10)); }
 bool is_msa(const std::string& spec) { return spec.rfind("msa", 0) == 0; }
 bool is_niah(const std::string& ds) { return ds.rfind("niah_", 0) == 0; }
 
@@ -178,8 +189,8 @@ Facts facts_of(const std::vector<const json*>& cells) {
       seeds.insert(d["meta"]["seed"].dump());
     if (r->contains("machine")) {
       const json& m = r->at("machine");
-      machines.insert(m.value("cpu", std::string("?")) + ", " + std::to_string(m.value("logical_cores", 0)) +
-                      " logical cores, " + fixed(m.value("memory_bytes", int64_t{0}) / 1073741824.0, 0) + " GiB, " +
+      machines.insert(m.value("cpu", std::string("?")) + ", " + std::to_string(int_or(m, "logical_cores", 0)) +
+                      " logical cores, " + fixed(num_or(m, "memory_bytes", 0) / 1073741824.0, 0) + " GiB, " +
                       m.value("os", std::string("?")));
     }
     if (r->contains("git") && r->at("git").contains("commit") && r->at("git")["commit"].is_string())
@@ -547,8 +558,8 @@ std::set<std::string> partially_trained(const std::vector<json>& results) {
   std::function<void(const json&)> walk = [&](const json& j) {
     if (!j.is_object()) return;
     if (j.value("training", "") == "partial")
-      out.insert(j.value("model", "?") + " (" + std::to_string(j.value("trained_steps", 0)) + " of " +
-                 std::to_string(j.value("planned_steps", 0)) + " planned training steps)");
+      out.insert(j.value("model", "?") + " (" + std::to_string(int_or(j, "trained_steps", 0)) + " of " +
+                 std::to_string(int_or(j, "planned_steps", 0)) + " planned training steps)");
     for (const auto& [k, v] : j.items()) walk(v);
   };
   for (const auto& r : results)
@@ -660,10 +671,10 @@ std::string report_markdown(const std::vector<json>& results) {
         const json& r = *it->second;
         // optional fields: const operator[] on a missing key is undefined behaviour (found by fuzz_results)
         const json& t = r.at("timings");
-        const json mem = r.contains("memory") && r.at("memory").is_object() ? r.at("memory") : json::object();
+        const json mem = r.contains("memory") ? r.at("memory") : json();
         md << " " << fmt_rate(t.value("index_tokens_per_s", json())) << " · " << fmt_rate(t.value("queries_per_s", json()))
-           << " · " << fixed(mem.value("peak_rss_bytes", int64_t{0}) / 1048576.0, 0) << " · "
-           << r.at("dataset").value("queries", 0) << " |";
+           << " · " << fixed(num_or(mem, "peak_rss_bytes", 0) / 1048576.0, 0) << " · "
+           << int_or(r.at("dataset"), "queries", 0) << " |";
       }
       md << "\n";
     }
@@ -696,7 +707,7 @@ std::string report_csv(const std::vector<json>& results) {
           if (r->at("timings").contains(t) && r->at("timings")[t].is_number())
             row("measured", "cell", ds, spec_of(*r), t, s, k, r->at("timings")[t].get<double>(), std::nullopt);
         row("measured", "cell", ds, spec_of(*r), "peak_rss_bytes", s, k,
-            static_cast<double>(r->at("memory").value("peak_rss_bytes", int64_t{0})), std::nullopt);
+            num_or(r->contains("memory") ? r->at("memory") : json(), "peak_rss_bytes", 0), std::nullopt);
       }
   for (const auto& r2 : m.t2.rows)
     for (size_t i = 0; i < r2.cells.size(); ++i) {

@@ -35,6 +35,8 @@ if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
 fi
 cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+# the CUDA kernel tests say whether their GPU half runs here ("skipped: no GPU ..." otherwise)
+"$BUILD_DIR/tests/backends/msa_cuda_tests" --gpu-status
 (cd "$BUILD_DIR" && ctest --output-on-failure --parallel "$(nproc)" "$@")
 # Regression suite: a few seconds of NIAH x BM25 compared with results/baselines/regression
 # (`msabench compare`: any accuracy drop or a normalised timing slowdown beyond tolerance fails).

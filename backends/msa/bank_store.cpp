@@ -32,13 +32,29 @@ void put(std::string& out, const torch::Tensor& t) {
   out.append(static_cast<const char*>(c.data_ptr()), c.nbytes());
 }
 
-torch::Tensor take(const std::string& in, size_t& off, std::vector<int64_t> shape, torch::Dtype dt, const std::string& where) {
+// Sizes and shapes come from the manifest: a consistent but lying one must be an Error, not an
+// overflow or an out-of-bounds read (found by fuzz_bank).
+int64_t manifest_size(const json& j, const char* key, const std::string& where) {
+  const json& v = j.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t{1} << 40))
+    throw Error(where + ": \"" + key + "\" is not a valid size");
+  return v.get<int64_t>();
+}
+
+size_t shape_bytes(const std::vector<int64_t>& shape, torch::Dtype dt, const std::string& where) {
   int64_t n = 1;
-  for (auto s : shape) n *= s;
-  const size_t bytes = static_cast<size_t>(n) * torch::elementSize(dt);
+  for (auto s : shape) {
+    if (s < 0 || (s > 0 && n > (int64_t{1} << 40) / s)) throw Error(where + ": tensor shape out of range");
+    n *= s;
+  }
+  return static_cast<size_t>(n) * torch::elementSize(dt);
+}
+
+torch::Tensor take(const std::string& in, size_t& off, std::vector<int64_t> shape, torch::Dtype dt, const std::string& where) {
+  const size_t bytes = shape_bytes(shape, dt, where);
   if (off + bytes > in.size()) throw Error(where + ": truncated (needs " + std::to_string(off + bytes) + " bytes)");
   auto t = torch::empty(shape, torch::TensorOptions().dtype(dt));
-  std::memcpy(t.data_ptr(), in.data() + off, bytes);
+  if (bytes > 0) std::memcpy(t.data_ptr(), in.data() + off, bytes);
   off += bytes;
   return t;
 }
@@ -205,7 +221,12 @@ MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect, bool
   json m = read_manifest(dir);
   check_fingerprint(m, expect, dir);
   if (!m.value("complete", false)) throw Error(dir + "/manifest.json: bank is incomplete (resume the encode)");
-  const int64_t L = m.at("layers"), Hk = m.at("kv_heads"), D = m.at("head_dim"), T = m.at("template_tokens");
+  const std::string mpath = dir + "/manifest.json";
+  const int64_t L = manifest_size(m, "layers", mpath), Hk = manifest_size(m, "kv_heads", mpath),
+                D = manifest_size(m, "head_dim", mpath), T = manifest_size(m, "template_tokens", mpath);
+  for (const auto& l : m.at("router_layers"))
+    if (!l.is_number_integer() || l.get<int64_t>() < 0 || l.get<int64_t>() >= L)
+      throw Error(mpath + ": router_layers entry is not a layer index");
   const std::string dts = m.at("dtype");
   const torch::Dtype dt = dts == "BFloat16" ? torch::kBFloat16 : dts == "Half" ? torch::kFloat16 : torch::kFloat32;
   MemoryBank bank;
@@ -224,18 +245,21 @@ MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect, bool
     bank.k_parts.assign(S, {});
     bank.v_parts.assign(S, {});
   }
-  const int64_t esize = static_cast<int64_t>(torch::elementSize(dt));
   for (const auto& seg : m.at("segments")) {
     const std::string path = (fs::path(dir) / seg.at("file").get<std::string>()).string();
     std::shared_ptr<Mapping> map;
     std::string bytes;
     if (content_mmap) {
       map = map_segment(path, seg);
-      bytes.assign(static_cast<const char*>(map->p), static_cast<size_t>(8 * seg.at("docs").get<int64_t>()));
+      const size_t count_bytes = static_cast<size_t>(8 * manifest_size(seg, "docs", path));
+      if (count_bytes > map->n) throw Error(path + ": truncated (document chunk counts)");
+      bytes.assign(static_cast<const char*>(map->p), count_bytes);
     } else {
       bytes = read_segment(path, seg);
     }
-    const int64_t n = seg.at("docs"), C = seg.at("chunks"), first = seg.at("first_doc");
+    const int64_t n = manifest_size(seg, "docs", path), C = manifest_size(seg, "chunks", path),
+                  first = manifest_size(seg, "first_doc", path);
+    int64_t counted = 0;
     if (content_mmap) bank.part_first_chunk.push_back(bank.num_chunks());
     size_t o = 0;
     for (int64_t d = 0; d < n; ++d) {
@@ -243,11 +267,14 @@ MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect, bool
       if (o + sizeof c > bytes.size()) throw Error(path + ": truncated (document chunk counts)");
       std::memcpy(&c, bytes.data() + o, sizeof c);
       o += sizeof c;
+      if (c < 0 || c > C - counted) throw Error(path + ": document chunk counts disagree with the manifest");
+      counted += c;
       bank.doc_first_chunk.push_back(bank.num_chunks());
       bank.doc_chunks.push_back(c);
       for (int64_t j = 0; j < c; ++j) bank.chunk_doc.push_back(first + d);
     }
-    const size_t tensor_bytes = static_cast<size_t>(Hk * C * D * esize);
+    if (counted != C) throw Error(path + ": document chunk counts disagree with the manifest");
+    const size_t tensor_bytes = shape_bytes({Hk, C, D}, dt, path);
     for (size_t s = 0; s < S; ++s) {
       if (content_mmap) {
         // K and V viewed in place (read-only pages; never written); the router keys are copied.
@@ -395,8 +422,8 @@ json bank_info(const std::string& dir) {
   json m = read_manifest(dir);
   int64_t chunks = 0, bytes = 0;
   for (const auto& s : m["segments"]) {
-    chunks += s.value("chunks", int64_t{0});
-    bytes += s.value("bytes", int64_t{0});
+    chunks += manifest_size(s, "chunks", dir + "/manifest.json");
+    bytes += manifest_size(s, "bytes", dir + "/manifest.json");
   }
   m["total_chunks"] = chunks;
   m["segment_bytes"] = bytes;

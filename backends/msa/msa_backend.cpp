@@ -5,6 +5,7 @@
 
 #include "backends/msa/bank_store.h"
 #include "backends/msa/interleave.h"
+#include "backends/msa/memory_shards.h"
 #include "core/error.h"
 #include "core/io.h"
 #include "core/model/msa.h"
@@ -49,7 +50,7 @@ class MsaBackend : public Backend {
   explicit MsaBackend(const BackendSpec& spec) {
     spec.check_known({"model", "topk", "interleave", "inject", "max_rounds", "max_tokens", "routing", "positions",
                       "threads", "bank_dir", "segment_docs", "key_dtype", "ram_budget",
-                      "gpu_budget", "content"});
+                      "gpu_budget", "content", "shards", "master_addr", "master_port", "launch"});
     bank_dir_ = spec.get_string("bank_dir", "");
     segment_docs_ = spec.get_int("segment_docs", 256);
     if (spec.options.count("key_dtype")) key_dtype_ = parse_key_dtype(spec.get_string("key_dtype", "fp32"));
@@ -63,6 +64,15 @@ class MsaBackend : public Backend {
       throw Error("msa: model directory '" + model_dir_ + "' has no config.json" +
                   (spec.options.count("model") ? "" : " (the shipped model is trained with `msabench train`, see README)"));
     threads_ = spec.get_int("threads", 2);
+    shard_opt_.world = static_cast<int>(spec.get_int("shards", 1));
+    shard_opt_.master_addr = spec.get_string("master_addr", "127.0.0.1");
+    shard_opt_.master_port = static_cast<int>(spec.get_int("master_port", 0));
+    shard_opt_.launch = spec.get_int("launch", 1) != 0;
+    if (shard_opt_.world < 1) throw Error("msa: shards must be >= 1");
+    if (shard_opt_.world > 1 && (!bank_dir_.empty() || key_dtype_))
+      throw Error("msa: shards > 1 keeps each shard in RAM; it does not combine with bank_dir or key_dtype");
+    if (!shard_opt_.launch && shard_opt_.master_port == 0)
+      throw Error("msa: launch=0 (workers started by hand) needs master_port");
     set_compute_threads(static_cast<int>(threads_));
     model_ = std::make_unique<MsaModel>(MsaModel::load(model_dir_));
     auto& o = model_->options();
@@ -100,6 +110,9 @@ class MsaBackend : public Backend {
                          {"positions", positions}}};
     // Only named when set, so specs (and result cells) without it stay as they were.
     if (key_dtype_) spec_obj.options["key_dtype"] = key_dtype_name(*key_dtype_);
+    if (shard_opt_.world > 1) spec_obj.options["shards"] = std::to_string(shard_opt_.world);
+    shard_opt_.model_dir = model_dir_;
+    shard_opt_.threads = static_cast<int>(threads_);
     spec_ = spec_obj.to_string();
   }
 
@@ -134,7 +147,11 @@ class MsaBackend : public Backend {
                       static_cast<int64_t>(template_.size()), model_->base().dtype()),
         doc_tokens, text_bytes, key_dtype_);
     const TierPlan plan = plan_tiers(tier_bytes, ram_budget_, gpu_budget_, content_tier_, !bank_dir_.empty());
-    if (bank_dir_.empty()) {
+    if (shard_opt_.world > 1) {
+      // Workers start with the first corpus (not when a spec is only validated) and stay up.
+      if (!shards_) shards_ = std::make_unique<ShardedBank>(*model_, shard_opt_);
+      bank_ = shards_->index(docs, template_);
+    } else if (bank_dir_.empty()) {
       bank_ = model_->encode_memory(docs, template_);
     } else {
       // Persistent bank per corpus: reused when complete, resumed when an encode was interrupted.
@@ -190,7 +207,7 @@ class MsaBackend : public Backend {
       MsaCache cache;
       std::vector<LayerRouting> routing;
       auto tp = std::chrono::steady_clock::now();
-      auto logits = model_->prefill(bank_, prompts, cache, &routing);
+      auto logits = model_->prefill(bank_, prompts, cache, &routing, shards_.get());
       const double prefill_share = since(tp) / static_cast<double>(group.size());
       std::vector<bool> in_call(group.size(), true);
       std::vector<int> call_tokens(group.size(), 0);
@@ -330,6 +347,8 @@ class MsaBackend : public Backend {
   bool routes_by_cosine() const { return model_->options().similarity == RoutingSimilarity::Cosine; }
   int64_t threads_ = 2;
   std::unique_ptr<MsaModel> model_;
+  ShardOptions shard_opt_;
+  std::unique_ptr<ShardedBank> shards_;  // declared after model_: stops its workers first
   std::unique_ptr<TextTokenizer> tok_;
   InterleaveOptions iopt_;
   std::vector<int64_t> stop_ids_, template_;
@@ -346,7 +365,9 @@ void register_msa_backend(BackendRegistry& registry) {
                 "max_rounds=6, max_tokens=256 (per call), routing=engine|cosine, positions=code|paper, threads=2, "
                 "key_dtype=fp32|bf16|int8 (routing keys in the blocked scan layout; int8 with per-chunk scales), "
                 "ram_budget=SIZE (e.g. 8G; refused before encoding when the routing keys cannot fit; content K/V "
-                "memory-mapped from bank_dir when they do not), gpu_budget=SIZE (GPU builds only), content=auto|ram|mmap",
+                "memory-mapped from bank_dir when they do not), gpu_budget=SIZE (GPU builds only), content=auto|ram|mmap, "
+                "shards=N (Memory Parallel: bank sharded over N processes; see README), master_addr=HOST, "
+                "master_port=PORT, launch=1|0",
                 [](const BackendSpec& s) { return std::make_unique<MsaBackend>(s); }});
 }
 

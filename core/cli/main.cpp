@@ -11,6 +11,7 @@
 
 #include "backends/builtin.h"
 #include "backends/msa/encode_cli.h"
+#include "backends/msa/memory_shards.h"
 #include "backends/msa/msa_backend.h"
 #include "core/backend.h"
 #include "core/error.h"
@@ -135,6 +136,7 @@ struct RunArgs {
   std::string depths;
   int k = 10;
   int batch = 1;
+  int shards = 1;
   std::string out = "results/latest";
   bool no_plot = false, quiet = false, list = false;
 };
@@ -204,6 +206,16 @@ int cmd_run(RunArgs a) {
   if (a.samples <= 0) a.samples = d.samples;
   if (backends_from_suite && !d.tokenizer.empty() && g_tokenizer == "whitespace-words") g_tokenizer = d.tokenizer;
   if (!backends_from_suite) d.limits.clear();
+  if (a.shards > 1) {  // --shards N: every msa spec gets shards=N (suite limits follow the new spec)
+    for (auto& b : a.backends) {
+      BackendSpec spec = BackendSpec::parse(b);
+      if (spec.name != "msa") continue;
+      spec.options["shards"] = std::to_string(a.shards);
+      const std::string sharded = spec.to_string();
+      if (auto lim = d.limits.find(b); lim != d.limits.end()) d.limits[sharded] = lim->second;
+      b = sharded;
+    }
+  }
   if (a.k < 1) throw Error("--k must be at least 1");
   const std::vector<double> depths = parse_depths(a.depths);
   std::vector<int64_t> sizes;
@@ -544,6 +556,8 @@ int cmd_compare(const std::string& base, const std::string& next, const std::vec
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Hidden: a Memory Parallel worker, launched by the msa backend (or by hand on another machine).
+  if (argc > 1 && std::string(argv[1]) == "shard-worker") return shard_worker_main(argc - 1, argv + 1);
   set_model_token_counter_factory([](const std::string& spec) { return make_model_token_counter(spec); });
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -581,6 +595,10 @@ int main(int argc, char** argv) {
                                        "calls; greedy outputs equal batch 1)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  run->add_option("--shards", ra.shards, "Memory Parallel: every msa backend routes over its bank sharded across N "
+                                         "worker processes on this machine (adds shards=N to msa specs)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   run->add_option("-o,--out", ra.out, "output directory (replaced atomically when the run completes)")
       ->capture_default_str();
   run->add_flag("--no-plot", ra.no_plot, "skip report.png");

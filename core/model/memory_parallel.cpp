@@ -2,9 +2,11 @@
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <algorithm>
 #include <numeric>
+#include <thread>
 
 #include "core/error.h"
 
@@ -12,7 +14,7 @@ namespace msabench {
 
 namespace {
 struct Holder {
-  c10::intrusive_ptr<c10d::FileStore> store;
+  c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
 };
 constexpr double kInvalid = -1e9;  // as in unsharded routing: such documents are never selected
@@ -35,6 +37,98 @@ ShardGroup ShardGroup::gloo_file(const std::string& store_path, int rank, int wo
   g.pg_ = h->pg.get();
   g.holder_ = h;
   return g;
+}
+
+ShardGroup ShardGroup::gloo_tcp(const std::string& host, int port, int rank, int world,
+                                std::chrono::milliseconds join_timeout, std::chrono::milliseconds op_timeout,
+                                const std::function<void(int)>& on_listening, const std::function<void()>& poll) {
+  if (world < 1 || rank < 0 || rank >= world) throw Error("shards: rank must be in [0, world)");
+  if (port < 0 || port > 65535 || (rank > 0 && port == 0)) throw Error("shards: bad port " + std::to_string(port));
+  ShardGroup g;
+  g.rank_ = rank;
+  g.world_ = world;
+  auto h = std::make_shared<Holder>();
+  const std::string where = host + ":" + std::to_string(port);
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<std::uint16_t>(port);
+    so.isServer = rank == 0;
+    so.waitWorkers = false;
+    so.timeout = join_timeout;
+    store = c10::make_intrusive<c10d::TCPStore>(host, so);
+  } catch (const std::exception& e) {
+    throw Error("shards: cannot " + std::string(rank == 0 ? "listen on " : "reach rank 0 at ") + where +
+                " (port busy or no rank 0 there?): " + e.what());
+  }
+  if (rank == 0) {
+    if (on_listening) on_listening(store->getPort());
+    // Wait for every worker's arrival ourselves, so that a worker dying at startup ends the wait.
+    const auto deadline = std::chrono::steady_clock::now() + join_timeout;
+    for (int r = 1; r < world; ++r) {
+      while (!store->check({"arrived/" + std::to_string(r)})) {
+        if (poll) poll();
+        if (std::chrono::steady_clock::now() > deadline)
+          throw Error("shards: worker " + std::to_string(r) + " did not join within " +
+                      std::to_string(join_timeout.count() / 1000) + " s");
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  } else {
+    store->set("arrived/" + std::to_string(rank), std::vector<uint8_t>{1});
+  }
+  try {
+    auto opts = c10d::ProcessGroupGloo::Options::create(op_timeout);
+    const bool loopback = host == "127.0.0.1" || host == "localhost";
+    opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                     : c10d::ProcessGroupGloo::createDefaultDevice());
+    store->setTimeout(join_timeout);
+    h->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
+  } catch (const std::exception& e) {
+    throw Error("shards: cannot join the Gloo group at " + where + ": " + e.what());
+  }
+  h->store = store;
+  g.pg_ = h->pg.get();
+  g.holder_ = h;
+  return g;
+}
+
+void ShardGroup::broadcast(torch::Tensor& t, int root) {
+  std::vector<at::Tensor> v = {t};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  try {
+    pg_->broadcast(v, o)->wait();
+  } catch (const std::exception& e) {
+    throw Error(std::string("shards: broadcast failed (a worker exited?): ") + e.what());
+  }
+}
+
+void ShardGroup::send(torch::Tensor& t, int dst, int tag) { point_to_point(true, t, dst, tag); }
+void ShardGroup::recv(torch::Tensor& t, int src, int tag) { point_to_point(false, t, src, tag); }
+
+void ShardGroup::point_to_point(bool send, torch::Tensor& t, int peer, int tag) {
+  std::vector<at::Tensor> v = {t};
+  try {
+    (send ? pg_->send(v, peer, tag) : pg_->recv(v, peer, tag))->wait();
+  } catch (const std::exception& e) {
+    throw Error(std::string("shards: ") + (send ? "send to" : "receive from") + " rank " + std::to_string(peer) +
+                " failed: " + e.what());
+  }
+}
+
+std::vector<int64_t> ShardGroup::gather_status(int64_t mine) {
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int r = 0; r < world_; ++r) out[0].push_back(torch::empty({1}, torch::kInt64));
+  std::vector<at::Tensor> in = {torch::full({1}, mine, torch::kInt64)};
+  try {
+    pg_->allgather(out, in)->wait();
+  } catch (const std::exception& e) {
+    throw Error(std::string("shards: status exchange failed (a worker exited?): ") + e.what());
+  }
+  std::vector<int64_t> st;
+  for (const auto& t : out[0]) st.push_back(t.item<int64_t>());
+  return st;
 }
 
 void ShardGroup::global_top_k(const torch::Tensor& local_scores, const std::vector<int64_t>& local_ids, int k,

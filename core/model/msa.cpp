@@ -176,17 +176,17 @@ MemoryBank MsaModel::encode_memory(const std::vector<std::vector<int64_t>>& docs
     }
   }
 
-  // Documents: independent, so batch them by length (longest first) under a padded-token budget.
-  std::vector<size_t> order(docs.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return docs[a].size() > docs[b].size(); });
+  std::vector<int64_t> doc_tokens;
+  for (const auto& d : docs) doc_tokens.push_back(static_cast<int64_t>(d.size()));
+  const auto batches = stage1_batches(doc_tokens);
+  std::vector<size_t> order;
+  for (const auto& batch : batches) order.insert(order.end(), batch.begin(), batch.end());
   std::vector<std::vector<torch::Tensor>> pk(S), pv(S), pr(S);  // pieces in batch order
   std::vector<int64_t> piece_doc;                                 // document of each pooled chunk, batch order
   int64_t done = 0;
-  for (size_t start = 0; start < order.size();) {
+  for (const auto& batch : batches) {
+    const size_t start = static_cast<size_t>(done), end = start + batch.size();
     const int64_t Lmax = static_cast<int64_t>(docs[order[start]].size());
-    size_t end = start + 1;
-    while (end < order.size() && static_cast<int64_t>(end - start + 1) * Lmax <= opt_.stage1_token_budget) ++end;
     const int64_t B = static_cast<int64_t>(end - start);
     auto ids = torch::zeros({B, Lmax}, torch::kInt64);
     std::vector<int64_t> lengths;
@@ -222,7 +222,6 @@ MemoryBank MsaModel::encode_memory(const std::vector<std::vector<int64_t>>& docs
     }
     done += B;
     if (progress) progress(done);
-    start = end;
   }
 
   // Reorder chunks from batch order into document order.
@@ -247,6 +246,22 @@ MemoryBank MsaModel::encode_memory(const std::vector<std::vector<int64_t>>& docs
                                                 : bank.k.back());
   }
   return bank;
+}
+
+std::vector<std::vector<size_t>> MsaModel::stage1_batches(const std::vector<int64_t>& doc_tokens) const {
+  // Documents are independent, so batch them by length (longest first) under a padded-token budget.
+  std::vector<size_t> order(doc_tokens.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return doc_tokens[a] > doc_tokens[b]; });
+  std::vector<std::vector<size_t>> batches;
+  for (size_t start = 0; start < order.size();) {
+    const int64_t Lmax = doc_tokens[order[start]];
+    size_t end = start + 1;
+    while (end < order.size() && static_cast<int64_t>(end - start + 1) * Lmax <= opt_.stage1_token_budget) ++end;
+    batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(start), order.begin() + static_cast<std::ptrdiff_t>(end));
+    start = end;
+  }
+  return batches;
 }
 
 torch::Tensor MsaModel::document_scores(const torch::Tensor& q_router_in, const torch::Tensor& routing_mask_in,
@@ -349,7 +364,7 @@ void MsaModel::top_k_documents(const torch::Tensor& doc_scores, int k, std::vect
 }
 
 torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<PromptTokens>& prompts, MsaCache& cache,
-                                std::vector<LayerRouting>* routing) const {
+                                std::vector<LayerRouting>* routing, RoutingProvider* router) const {
   torch::NoGradGuard no_grad;
   const auto& cfg = base_.config();
   auto dev = base_.device();
@@ -397,37 +412,51 @@ torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<Prompt
     std::vector<torch::Tensor> vals = {bank.template_v[l].unsqueeze(0).expand({B, Hk, T, D})};
     std::vector<torch::Tensor> kvalid = {bool_opts_ones(B, T, dev)};
     const int slot = bank.slot_of_layer(static_cast<int>(l));
-    if (slot >= 0 && bank.num_docs() > 0) {
+    if (slot >= 0 && (router ? router->num_docs() : bank.num_docs()) > 0) {
       auto q_router = cfg.msa->decouple_router
                           ? torch::linear(x, L.router_q_proj).view({B, Lmax, -1, D}).transpose(1, 2)
                           : qkv.q;
-      const bool indexed = slot < static_cast<int>(bank.router_index.size()) && bank.router_index[slot] &&
-                           opt_.head_reduce == Reduce::Mean;
-      auto scores = indexed ? index_document_scores(opt_, q_router, routing_mask, *bank.router_index[slot],
-                                                    bank.index_doc_end, at::get_num_threads())
-                            : document_scores(q_router, routing_mask, bank.router_k[slot], chunk_doc, bank.num_docs());
       LayerRouting lr;
       lr.layer = static_cast<int>(l);
-      top_k_documents(scores, opt_.doc_top_k, lr.doc_ids, lr.scores);
-      // Every chunk of every selected document, documents in ascending id order.
-      std::vector<std::vector<int64_t>> chunks(B);
-      int64_t nmax = 0;
-      for (int64_t b = 0; b < B; ++b) {
-        auto sel = lr.doc_ids[b];
-        std::sort(sel.begin(), sel.end());
-        for (auto d : sel)
-          for (int64_t c = 0; c < bank.doc_chunks[d]; ++c) chunks[b].push_back(bank.doc_first_chunk[d] + c);
-        nmax = std::max<int64_t>(nmax, chunks[b].size());
+      if (router) {
+        router->route(slot, q_router, routing_mask, opt_.doc_top_k, lr);
+      } else {
+        const bool indexed = slot < static_cast<int>(bank.router_index.size()) && bank.router_index[slot] &&
+                             opt_.head_reduce == Reduce::Mean;
+        auto scores = indexed ? index_document_scores(opt_, q_router, routing_mask, *bank.router_index[slot],
+                                                      bank.index_doc_end, at::get_num_threads())
+                              : document_scores(q_router, routing_mask, bank.router_k[slot], chunk_doc, bank.num_docs());
+        top_k_documents(scores, opt_.doc_top_k, lr.doc_ids, lr.scores);
       }
+      // Every chunk of every selected document, documents in ascending id order.
+      std::vector<std::vector<int64_t>> sel(B);
+      for (int64_t b = 0; b < B; ++b) {
+        sel[b] = lr.doc_ids[b];
+        std::sort(sel[b].begin(), sel[b].end());
+      }
+      std::vector<std::pair<torch::Tensor, torch::Tensor>> content(B);
+      if (router) {
+        content = router->fetch(slot, sel);
+      } else {
+        for (int64_t b = 0; b < B; ++b) {
+          std::vector<int64_t> chunks;
+          for (auto d : sel[b])
+            for (int64_t c = 0; c < bank.doc_chunks[d]; ++c) chunks.push_back(bank.doc_first_chunk[d] + c);
+          if (!chunks.empty())
+            content[b] = {bank.gather_content(false, slot, chunks), bank.gather_content(true, slot, chunks)};
+        }
+      }
+      int64_t nmax = 0;
+      for (const auto& kv : content) nmax = std::max<int64_t>(nmax, kv.first.defined() ? kv.first.size(1) : 0);
       if (nmax > 0) {
         auto opts = torch::TensorOptions().dtype(base_.dtype()).device(dev);
         auto ck = torch::zeros({B, Hk, nmax, D}, opts), cv = torch::zeros({B, Hk, nmax, D}, opts);
         auto cvalid = torch::zeros({B, nmax}, torch::TensorOptions().dtype(torch::kBool).device(dev));
         for (int64_t b = 0; b < B; ++b) {
-          const int64_t n = static_cast<int64_t>(chunks[b].size());
-          if (n == 0) continue;
-          ck[b].narrow(1, 0, n).copy_(bank.gather_content(false, slot, chunks[b]));
-          cv[b].narrow(1, 0, n).copy_(bank.gather_content(true, slot, chunks[b]));
+          if (!content[b].first.defined()) continue;
+          const int64_t n = content[b].first.size(1);
+          ck[b].narrow(1, 0, n).copy_(content[b].first);
+          cv[b].narrow(1, 0, n).copy_(content[b].second);
           cvalid[b].narrow(0, 0, n).fill_(true);
         }
         keys.push_back(ck);

@@ -84,6 +84,21 @@ struct MsaCache {
   torch::Tensor next_position;       // [B] int64
 };
 
+// Routing and content fetch of the router layers for prefill(); the default reads the MemoryBank
+// given to prefill. Memory Parallel replaces it to route over a bank sharded across processes.
+class RoutingProvider {
+ public:
+  virtual ~RoutingProvider() = default;
+  virtual int64_t num_docs() const = 0;
+  // Top-k' documents of every row for one bank slot, exactly as top_k_documents over the whole bank.
+  virtual void route(int slot, const torch::Tensor& q_router, const torch::Tensor& routing_mask, int k,
+                     LayerRouting& out) = 0;
+  // Per row: content K and V [Hkv, n, D] of every chunk of its documents (ascending ids, chunk order);
+  // undefined tensors for a row without documents.
+  virtual std::vector<std::pair<torch::Tensor, torch::Tensor>> fetch(int slot,
+                                                                     const std::vector<std::vector<int64_t>>& docs) = 0;
+};
+
 struct PromptTokens {
   std::vector<int64_t> ids;
   std::vector<int> roles;  // per token: 0 routing query, -1 active only, -2 template (msa-reference §4)
@@ -98,10 +113,14 @@ class MsaModel {
   // template_ids: the template head (3 tokens for Qwen3: "<|im_start|>user\n").
   MemoryBank encode_memory(const std::vector<std::vector<int64_t>>& docs, const std::vector<int64_t>& template_ids,
                            const std::function<void(int64_t done_docs)>& progress = {}) const;
+  // Stage-1 forward batches (document indices) for documents of these token lengths. Encoding the
+  // documents of whole batches alone reproduces their pooled tensors bit for bit (Memory Parallel).
+  std::vector<std::vector<size_t>> stage1_batches(const std::vector<int64_t>& doc_tokens) const;
 
   // Stage 2. Returns last-token logits [B, V]; fills cache and routing (one entry per router layer).
+  // With `router`, routing and content come from it; bank supplies the template K/V and layers.
   torch::Tensor prefill(const MemoryBank& bank, const std::vector<PromptTokens>& prompts, MsaCache& cache,
-                        std::vector<LayerRouting>* routing = nullptr) const;
+                        std::vector<LayerRouting>* routing = nullptr, RoutingProvider* router = nullptr) const;
   // Stage 3. ids [B, n] appended at cache.next_position; step_valid [B, n] (false: frozen sample).
   torch::Tensor decode_step(const torch::Tensor& ids, MsaCache& cache, const torch::Tensor& step_valid = {}) const;
 

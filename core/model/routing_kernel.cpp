@@ -14,6 +14,7 @@
 #include <limits>
 #include <thread>
 
+#include "core/bf16.h"
 #include "core/error.h"
 
 namespace msabench {
@@ -31,20 +32,8 @@ bool has_avx512() {
   return yes && !g_portable.load();
 }
 
-uint16_t to_bf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN stays NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-float from_bf16(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
+uint16_t to_bf16(float x) { return float_to_bf16_bits(x); }
+float from_bf16(uint16_t h) { return bf16_bits_to_float(h); }
 
 // Runs f(i) for i in [0, n) on n threads (the calling thread takes i = 0).
 template <class F>

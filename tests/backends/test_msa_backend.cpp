@@ -15,6 +15,7 @@
 #include "core/tokenizer.h"
 #include "datasets/niah.h"
 #include "metrics/metrics.h"
+#include "tests/backends/tiny_msa_model.h"
 #include "tests/model_configs.h"
 #include "tests/niah_config.h"
 
@@ -23,13 +24,7 @@ using namespace msabench;
 
 namespace {
 fs::path tiny_model() {
-  static fs::path dir = [] {
-    ModelConfig c = msabench::testing::tiny_byte_model_config(true);
-    fs::path d = fs::temp_directory_path() / ("msabench-msa-backend-" + std::to_string(::getpid()));
-    Qwen3Model::random_init(c, 3).save(d.string());
-    write_json_atomic((d / "tokenizer_spec.json").string(), {{"tokenizer", "bytes"}});
-    return d;
-  }();
+  static fs::path dir = msabench::testing::write_tiny_msa_model("msa-backend", 3);
   return dir;
 }
 }  // namespace

@@ -56,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   fuzz::write_scratch("bank/manifest.json", manifest);
   fuzz::expect_error_or_success([&] { load_bank(dir, fp); });
+  fuzz::expect_error_or_success([&] { load_bank(dir, fp, /*content_mmap=*/true); });
   fuzz::expect_error_or_success([&] { verify_bank(dir); });
   fuzz::expect_error_or_success([&] { bank_info(dir); });
   return 0;

@@ -124,3 +124,15 @@ TEST(Report, NamesPartiallyTrainedModels) {
   r["backend"]["info"]["generator"]["training"] = "complete";
   EXPECT_EQ(report_markdown({r}).find("partially trained"), std::string::npos);
 }
+
+// Found by fuzz_results: integers read from out-of-range floats (undefined behaviour).
+TEST(Report, OutOfRangeNumbersAreNotReadAsIntegers) {
+  json r = result("niah_single_1", 16384, "bm25:b=0.4,k1=0.9", 4, 2);
+  r["memory"]["peak_rss_bytes"] = 1.69e32;
+  r["dataset"]["queries"] = 1e300;
+  r["k"] = -1e40;
+  r["machine"]["logical_cores"] = 1e99;
+  EXPECT_NO_THROW(report_markdown({r}));
+  EXPECT_NO_THROW(report_csv({r}));
+  EXPECT_NO_THROW(report_latex({r}));
+}
