@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "core/model/msa.h"
+#include "core/model/safetensors.h"
 #include "core/model/routing_kernel.h"
 #include "core/tokenizer/text_tokenizer.h"
 #include "datasets/msa_training.h"
@@ -28,6 +29,10 @@ std::string model_label(const std::string& dir) { return dir == default_msa_mode
 
 json model_training_info(const std::string& dir) {
   json info = {{"model", model_label(dir)}};
+  int64_t parameters = 0;  // from the safetensors headers (tied heads are stored once)
+  Checkpoint ckpt(dir);
+  for (const auto& name : ckpt.names()) parameters += ckpt.get(name).numel();
+  info["parameters"] = parameters;
   const fs::path state = fs::path(dir) / "trainer_state.json";
   if (!fs::exists(state)) return info;
   const json st = json::parse(read_file(state.string()));

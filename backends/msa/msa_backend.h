@@ -10,7 +10,7 @@ std::string default_msa_model_dir();
 // the shipped model as "msa-small" so they do not depend on where the repository was cloned.
 std::string resolve_model_dir(const std::string& option);
 std::string model_label(const std::string& dir);
-// A suite-trained model's training state from DIR/trainer_state.json: {"model", "trained_steps",
-// "planned_steps", "training": "partial"|"complete"}; {"model"} alone for other checkpoints.
+// What a model directory holds, for results: {"model", "parameters"} plus, for suite-trained models
+// (DIR/trainer_state.json), "trained_steps", "planned_steps" and "training": "partial"|"complete".
 nlohmann::json model_training_info(const std::string& dir);
 }  // namespace msabench

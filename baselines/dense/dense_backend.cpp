@@ -11,6 +11,7 @@
 #include "core/model/chat_template.h"
 #include "core/model/embedder.h"
 #include "core/model/qwen3.h"
+#include "core/progress.h"
 #include "core/text.h"
 #include "core/tokenizer/text_tokenizer.h"
 
@@ -68,7 +69,19 @@ class DenseBackend : public Backend {
     } else {
       std::vector<std::string> texts;
       for (const auto& d : corpus.documents) texts.push_back(d.text);
-      auto emb = embedder_->embed(texts, false);
+      // Slices so that long corpora show progress (docs/s, ETA) while they embed.
+      std::vector<float> emb;
+      emb.reserve(texts.size() * static_cast<size_t>(embedder_->dim()));
+      Progress progress("embed", static_cast<int64_t>(texts.size()), "docs", texts.size() >= 2048);
+      constexpr size_t kSlice = 1024;
+      for (size_t first = 0; first < texts.size(); first += kSlice) {
+        std::vector<std::string> slice(texts.begin() + static_cast<std::ptrdiff_t>(first),
+                                       texts.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), first + kSlice)));
+        auto e = embedder_->embed(slice, false);
+        emb.insert(emb.end(), e.begin(), e.end());
+        progress.advance(static_cast<int64_t>(slice.size()));
+      }
+      progress.finish();
       st.stage_seconds["embed"] = since(t0);
       index_ = std::make_unique<FaissIndex>(embedder_->dim(), factory_);
       index_->build(emb.data(), static_cast<int64_t>(texts.size()));

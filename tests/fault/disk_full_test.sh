@@ -2,7 +2,8 @@
 # Writes that hit a file-size limit (ulimit -f: write() fails with EFBIG once msabench ignores
 # SIGXFSZ, the same path as ENOSPC on a full disk): `run` and `encode` must exit non-zero with
 # an error naming the file and "file too large", leave no temporary file, and leave OUT absent or
-# the previous complete version. usage: disk_full_test.sh path/to/msabench model_dir
+# the previous complete version. Also: an impossible --ram-budget is refused before any work.
+# usage: disk_full_test.sh path/to/msabench model_dir
 source "$(dirname "$0")/lib.sh"
 BIN=$1
 MODEL=$2
@@ -60,4 +61,10 @@ fi
 # without the limit the same command resumes and completes
 "$BIN" encode -m "$MODEL" --corpus "$T/corpus.jsonl" -o "$T/bank" --segment-docs 4 -q >/dev/null
 "$BIN" bank info --verify "$T/bank" | grep -q '"verified": true' || fail "bank not verified after the rerun"
+# a RAM budget that cannot be met is refused before any work: no bank directory appears
+if "$BIN" encode -m "$MODEL" --corpus "$T/corpus.jsonl" -o "$T/nobank" --ram-budget 1K -q >/dev/null 2>"$T/err.txt"; then
+  fail "encode accepted a 1 KiB RAM budget"
+fi
+grep -q "^error: memory bank does not fit: .* but the RAM budget is" "$T/err.txt" || fail "budget error: $(cat "$T/err.txt")"
+[[ -e "$T/nobank" ]] && fail "encode wrote $T/nobank before refusing the budget"
 echo "disk_full_test: all checks passed"
