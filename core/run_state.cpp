@@ -4,7 +4,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 
@@ -91,11 +93,16 @@ std::optional<json> RunStaging::completed(const std::string& file) {
 void RunStaging::commit() {
   fs::remove(fs::path(staging_) / kStateFile);
   fs::remove(fs::path(staging_) / kLockFile);
-  const std::string old = final_ + ".old-" + std::to_string(::getpid());
-  if (fs::exists(final_)) fs::rename(final_, old);
+  if (fs::exists(final_)) {
+    // One atomic swap: a kill at any instant leaves OUT either the old or the new complete set.
+    if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) != 0)
+      throw Error(final_ + ": cannot swap in the new results (" + std::string(std::strerror(errno)) + ")");
+    committed_ = true;
+    std::error_code ec;
+    fs::remove_all(staging_, ec);  // now the previous results
+    return;
+  }
   fs::rename(staging_, final_);
-  std::error_code ec;
-  fs::remove_all(old, ec);
   committed_ = true;
 }
 
