@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <filesystem>
@@ -38,6 +39,19 @@ std::string write_problem(int err) {
   return std::strerror(err);
 }
 }  // namespace
+
+void replace_directory_atomic(const std::string& staging, const std::string& final_dir) {
+  if (!fs::exists(final_dir)) {
+    std::error_code ec;
+    fs::rename(staging, final_dir, ec);
+    if (ec) throw Error(final_dir + ": cannot move the new results in place (" + ec.message() + ")");
+    return;
+  }
+  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0)
+    throw Error(final_dir + ": cannot swap in the new results (" + std::string(std::strerror(errno)) + ")");
+  std::error_code ec;
+  fs::remove_all(staging, ec);  // now the previous version
+}
 
 void write_file_atomic(const std::string& path, const std::string& content) {
   fs::path p(path);

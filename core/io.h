@@ -29,5 +29,8 @@ std::string read_file(const std::string& path);
 // Writes to PATH.tmp-PID then renames over PATH.
 void write_file_atomic(const std::string& path, const std::string& content);
 void write_json_atomic(const std::string& path, const nlohmann::json& j, int indent = 2);
+// Moves the complete directory STAGING to FINAL. An existing FINAL is swapped out in one
+// renameat2(RENAME_EXCHANGE) and then deleted, so a kill at any instant leaves FINAL complete.
+void replace_directory_atomic(const std::string& staging, const std::string& final_dir);
 
 }  // namespace msabench

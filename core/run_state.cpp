@@ -4,9 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <filesystem>
 
@@ -93,16 +91,7 @@ std::optional<json> RunStaging::completed(const std::string& file) {
 void RunStaging::commit() {
   fs::remove(fs::path(staging_) / kStateFile);
   fs::remove(fs::path(staging_) / kLockFile);
-  if (fs::exists(final_)) {
-    // One atomic swap: a kill at any instant leaves OUT either the old or the new complete set.
-    if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) != 0)
-      throw Error(final_ + ": cannot swap in the new results (" + std::string(std::strerror(errno)) + ")");
-    committed_ = true;
-    std::error_code ec;
-    fs::remove_all(staging_, ec);  // now the previous results
-    return;
-  }
-  fs::rename(staging_, final_);
+  replace_directory_atomic(staging_, final_);
   committed_ = true;
 }
 

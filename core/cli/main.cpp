@@ -76,11 +76,7 @@ class StagingDir {
   }
   const std::string& path() const { return staging_; }
   void commit() {
-    std::error_code ec;
-    const std::string old = final_ + ".old-" + std::to_string(::getpid());
-    if (fs::exists(final_)) fs::rename(final_, old);
-    fs::rename(staging_, final_);
-    fs::remove_all(old, ec);
+    replace_directory_atomic(staging_, final_);
     committed_ = true;
     g_partial_dir.clear();
   }
