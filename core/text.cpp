@@ -1,7 +1,10 @@
 #include "core/text.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <optional>
+#include <utility>
 
 #include "core/error.h"
 
@@ -67,24 +70,45 @@ std::string squad_normalize(std::string_view text) {
   return out;
 }
 
-int64_t parse_token_count(const std::string& text) {
-  if (text.empty()) throw Error("empty token count");
+namespace {
+// "12.5K" -> (12.5, 1024): a number and an optional binary suffix (K, M, G, T, any case);
+// nullopt for anything else. Shared by token counts and byte sizes.
+std::optional<std::pair<double, double>> number_with_binary_suffix(const std::string& text) {
   size_t idx = 0;
   double v = 0;
   try {
     v = std::stod(text, &idx);
   } catch (const std::exception&) {
-    throw Error("'" + text + "' is not a token count (examples: 16K, 1M, 4096)");
+    return std::nullopt;
   }
-  std::string suffix = text.substr(idx);
-  double mult = 1;
-  if (suffix == "K" || suffix == "k") mult = 1024;
-  else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
-  else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
-  else if (!suffix.empty()) throw Error("'" + text + "' is not a token count (suffix must be K, M or G)");
-  double t = v * mult;
+  if (idx == text.size()) return std::make_pair(v, 1.0);
+  if (idx + 1 != text.size()) return std::nullopt;
+  static const std::string kSuffixes = "KMGT";
+  const size_t at = kSuffixes.find(static_cast<char>(std::toupper(static_cast<unsigned char>(text[idx]))));
+  if (at == std::string::npos) return std::nullopt;
+  return std::make_pair(v, std::pow(1024.0, static_cast<double>(at + 1)));
+}
+}  // namespace
+
+int64_t parse_token_count(const std::string& text) {
+  if (text.empty()) throw Error("empty token count");
+  const auto n = number_with_binary_suffix(text);
+  if (!n) throw Error("'" + text + "' is not a token count (examples: 16K, 1M, 4096)");
+  if (std::toupper(static_cast<unsigned char>(text.back())) == 'T')
+    throw Error("'" + text + "' is not a token count (suffix must be K, M or G)");
+  const double t = n->first * n->second;
   if (!(t >= 1) || t > 1e12) throw Error("token count '" + text + "' is out of range");
   return static_cast<int64_t>(std::llround(t));
+}
+
+int64_t parse_byte_size(const std::string& text) {
+  std::string t = text;
+  if (t.size() > 1 && (t.back() == 'B' || t.back() == 'b') && !std::isdigit(static_cast<unsigned char>(t[t.size() - 2])))
+    t.pop_back();  // "8GB" reads as "8G"
+  const auto n = number_with_binary_suffix(t);
+  if (!n) throw Error("'" + text + "' is not a byte size (e.g. 512M, 8G; suffixes K, M, G, T)");
+  if (n->first < 0) throw Error("'" + text + "': a budget cannot be negative");
+  return static_cast<int64_t>(n->first * n->second);
 }
 
 std::string format_token_count(int64_t tokens) {

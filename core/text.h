@@ -22,6 +22,8 @@ std::string to_lower_ascii(std::string_view text);
 
 // "16K" -> 16384, "1M" -> 1048576, "100M", "2048", "1.5M"; throws Error on junk.
 int64_t parse_token_count(const std::string& text);
+// "512M", "8G", "1.5G", "8GB", "1048576" (binary suffixes K, M, G, T) -> bytes.
+int64_t parse_byte_size(const std::string& text);
 // 16384 -> "16K", 1048576 -> "1M", 1500 -> "1500".
 std::string format_token_count(int64_t tokens);
 

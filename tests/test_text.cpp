@@ -27,6 +27,11 @@ TEST(Text, TokenCounts) {
   EXPECT_THROW(parse_token_count("12Q"), Error);
   EXPECT_THROW(parse_token_count("abc"), Error);
   EXPECT_THROW(parse_token_count("0"), Error);
+  EXPECT_THROW(parse_token_count("1T"), Error);   // token counts stop at G
+  EXPECT_THROW(parse_token_count("16KK"), Error);
+  EXPECT_EQ(parse_byte_size("8GB"), 8LL << 30);   // same suffixes, plus T and a trailing B
+  EXPECT_EQ(parse_byte_size("1t"), 1LL << 40);
+  EXPECT_THROW(parse_byte_size("-1G"), Error);
   EXPECT_EQ(format_token_count(16384), "16K");
   EXPECT_EQ(format_token_count(1048576), "1M");
   EXPECT_EQ(format_token_count(1000), "1000");

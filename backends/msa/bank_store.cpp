@@ -358,26 +358,6 @@ json BankTierBytes::to_json() const {
           {"template_file_bytes", template_file}};
 }
 
-int64_t parse_byte_size(const std::string& text) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    throw Error("'" + text + "' is not a byte size (e.g. 512M, 8G)");
-  }
-  std::string suffix = text.substr(used);
-  if (!suffix.empty() && (suffix.back() == 'B' || suffix.back() == 'b')) suffix.pop_back();
-  double mult = 1;
-  if (suffix == "K" || suffix == "k") mult = 1024.0;
-  else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
-  else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
-  else if (suffix == "T" || suffix == "t") mult = 1024.0 * 1024 * 1024 * 1024;
-  else if (!suffix.empty()) throw Error("'" + text + "' is not a byte size (suffixes K, M, G, T)");
-  if (v < 0) throw Error("'" + text + "': a budget cannot be negative");
-  return static_cast<int64_t>(v * mult);
-}
-
 TierPlan plan_tiers(const BankTierBytes& t, int64_t ram_budget, int64_t gpu_budget, const std::string& content,
                     bool have_bank_files) {
   if (content != "auto" && content != "ram" && content != "mmap") throw Error("content tier must be auto, ram or mmap");

@@ -81,8 +81,6 @@ struct TierPlan {
 };
 TierPlan plan_tiers(const BankTierBytes& t, int64_t ram_budget, int64_t gpu_budget, const std::string& content,
                     bool have_bank_files);
-// "512M", "8G", "1.5G", "1048576" (binary suffixes K, M, G, T) -> bytes.
-int64_t parse_byte_size(const std::string& text);
 
 // manifest.json plus derived totals (for `msabench bank info`); no fingerprint check.
 nlohmann::json bank_info(const std::string& dir);

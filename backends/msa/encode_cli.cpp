@@ -5,6 +5,7 @@
 
 #include "backends/msa/bank_store.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "core/io.h"
 #include "core/progress.h"
 #include "core/tokenizer/text_tokenizer.h"

@@ -7,6 +7,7 @@
 #include "backends/msa/interleave.h"
 #include "backends/msa/memory_shards.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "core/io.h"
 #include "core/model/msa.h"
 #include "core/model/safetensors.h"

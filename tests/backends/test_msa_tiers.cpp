@@ -11,6 +11,7 @@
 #include "core/backend.h"
 #include "core/tokenizer.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "core/io.h"
 #include "datasets/niah.h"
 #include "tests/model_configs.h"
