@@ -252,15 +252,16 @@ class MsaBackend : public Backend {
         // Left-padded so every running query's last fed token is the last column.
         size_t width = 0;
         for (const auto& f : feeds) width = std::max(width, f.size());
-        auto ids = torch::zeros({static_cast<int64_t>(group.size()), static_cast<int64_t>(width)}, torch::kInt64);
-        auto valid = torch::zeros({static_cast<int64_t>(group.size()), static_cast<int64_t>(width)}, torch::kBool);
-        for (size_t g = 0; g < group.size(); ++g)
-          for (size_t j = 0; j < feeds[g].size(); ++j) {
-            const int64_t col = static_cast<int64_t>(width - feeds[g].size() + j);
-            ids[static_cast<int64_t>(g)][col] = feeds[g][j];
-            valid[static_cast<int64_t>(g)][col] = true;
-          }
-        logits = model_->decode_step(ids, cache, valid);
+        std::vector<int64_t> flat_ids(group.size() * width, 0);
+        std::vector<uint8_t> flat_valid(group.size() * width, 0);
+        for (size_t g = 0; g < group.size(); ++g) {
+          const size_t off = g * width + (width - feeds[g].size());
+          std::copy(feeds[g].begin(), feeds[g].end(), flat_ids.begin() + static_cast<std::ptrdiff_t>(off));
+          std::fill_n(flat_valid.begin() + static_cast<std::ptrdiff_t>(off), feeds[g].size(), uint8_t{1});
+        }
+        const std::vector<int64_t> shape = {static_cast<int64_t>(group.size()), static_cast<int64_t>(width)};
+        logits = model_->decode_step(torch::tensor(flat_ids, torch::kInt64).view(shape), cache,
+                                     torch::tensor(flat_valid, torch::kUInt8).view(shape).to(torch::kBool));
         const double share = since(td) / static_cast<double>(running);
         for (size_t g = 0; g < group.size(); ++g)
           if (!feeds[g].empty()) items[group[g]].decode_s += share;
