@@ -26,6 +26,7 @@ struct BankFingerprint {
   std::string model;      // hash of config.json and the checkpoint's tensor headers and edges
   std::string tokenizer;  // tokenizer label
   std::string corpus;     // hash of document ids and texts
+  std::string shard = "";  // Memory Parallel sub-bank: rank, world and its documents; "" for a whole corpus
 };
 
 std::string model_fingerprint(const std::string& model_dir);

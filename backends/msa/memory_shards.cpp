@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/model/memory_parallel.h"
+#include "core/text.h"
 
 namespace msabench {
 
@@ -26,11 +27,43 @@ constexpr int64_t kHeader = 8;
 // Workers idle between commands for as long as rank 0 runs other cells; a dead peer still ends
 // every wait at once (its sockets close), so this only bounds a live but stuck peer.
 constexpr std::chrono::hours kOpTimeout{24};
+// Index outcome of one rank (gather_status), and the tag of a failed rank's message to rank 0.
+enum IndexStatus : int64_t { kEncoded = 0, kReused = 1, kFailed = 2 };
+constexpr int kMessageTag = 1 << 20;
+
+nlohmann::json bank_options_json(const ShardBankOptions& b) {
+  return {{"key_dtype", b.key_dtype ? key_dtype_name(*b.key_dtype) : ""},
+          {"corpus_dir", b.corpus_dir},
+          {"model", b.fp.model},
+          {"tokenizer", b.fp.tokenizer},
+          {"corpus", b.fp.corpus},
+          {"segment_docs", b.segment_docs},
+          {"content_mmap", b.content_mmap}};
+}
+
+ShardBankOptions bank_options_from_json(const nlohmann::json& j) {
+  ShardBankOptions b;
+  const auto dt = j.at("key_dtype").get<std::string>();
+  if (!dt.empty()) b.key_dtype = parse_key_dtype(dt);
+  b.corpus_dir = j.at("corpus_dir").get<std::string>();
+  b.fp.model = j.at("model").get<std::string>();
+  b.fp.tokenizer = j.at("tokenizer").get<std::string>();
+  b.fp.corpus = j.at("corpus").get<std::string>();
+  b.segment_docs = j.at("segment_docs").get<int64_t>();
+  b.content_mmap = j.at("content_mmap").get<bool>();
+  return b;
+}
 
 }  // namespace
 
+std::string shard_bank_dir(const std::string& corpus_dir, int rank, int world) {
+  return (std::filesystem::path(corpus_dir) / ("shard-" + std::to_string(rank) + "-of-" + std::to_string(world))).string();
+}
+
 struct ShardedBank::State {
   MsaModel* model = nullptr;
+  std::string model_dir, model_fp;  // model_fp: fingerprint of model_dir, computed on first use
+  bool reused = false;              // every rank loaded its sub-bank at the last index
   ShardGroup group;
   MemoryBank bank;                         // this rank's documents only
   std::vector<int64_t> mine;               // global id of every local document, ascending
@@ -71,16 +104,72 @@ struct ShardedBank::State {
       }
   }
 
-  // Runs on every rank after the kIndex header; rank 0 passes the documents, the others receive them.
-  void index(const int64_t* h, const std::vector<std::vector<int64_t>>* docs, const std::vector<int64_t>* tpl) {
-    const int64_t n = h[1], total = h[2], T = h[3];
+  // Layout part of a sub-bank's fingerprint: which rank of how many, holding which documents.
+  std::string layout() const {
+    const std::string_view ids(reinterpret_cast<const char*>(mine.data()), mine.size() * sizeof(int64_t));
+    return "rank " + std::to_string(group.rank()) + " of " + std::to_string(group.world()) + ", " +
+           std::to_string(mine.size()) + " documents (ids " + hex64(fnv1a64(ids)) + ")";
+  }
+
+  // This rank's sub-bank: loaded when complete, else encoded (resuming its complete segments) as the
+  // unsharded encode_bank does. Returns whether it was reused.
+  bool open_sub_bank(const ShardBankOptions& b, const std::vector<std::vector<int64_t>>& local,
+                     const std::vector<int64_t>& tpl) {
+    // Hand-started workers bring their own copy of the model; a different one would encode other keys.
+    if (model_fp.empty()) model_fp = model_fingerprint(model_dir);
+    if (model_fp != b.fp.model)
+      throw Error("model directory " + model_dir + " differs from rank 0's (fingerprint " + model_fp + ", rank 0 has " +
+                  b.fp.model + ")");
+    BankFingerprint fp = b.fp;
+    fp.shard = layout();
+    const std::string dir = shard_bank_dir(b.corpus_dir, group.rank(), group.world());
+    if (std::filesystem::exists(std::filesystem::path(dir) / "manifest.json") && bank_info(dir).value("complete", false)) {
+      bank = load_bank(dir, fp, b.content_mmap);
+      return true;
+    }
+    bank = encode_bank(*model, local, tpl, fp, dir, b.segment_docs, {}, b.content_mmap);
+    return false;
+  }
+
+  // Every rank's index outcome; failed ranks send their message to rank 0, which throws them all.
+  void settle(int64_t status, const std::string& err) {
+    const int me = group.rank();
+    auto st = group.gather_status(status);
+    std::string msg;
+    for (int r = 0; r < group.world(); ++r) {
+      if (st[r] != kFailed) continue;
+      std::string m = err;
+      if (r != 0 && me == r) {
+        auto len = torch::full({1}, static_cast<int64_t>(m.size()), torch::kInt64);
+        group.send(len, 0, kMessageTag);
+        auto bytes = torch::from_blob(m.data(), {static_cast<int64_t>(m.size())}, torch::kUInt8);
+        if (!m.empty()) group.send(bytes, 0, kMessageTag);
+      } else if (r != 0 && me == 0) {
+        auto len = torch::empty({1}, torch::kInt64);
+        group.recv(len, r, kMessageTag);
+        auto bytes = torch::empty({len.item<int64_t>()}, torch::kUInt8);
+        if (bytes.numel() > 0) group.recv(bytes, r, kMessageTag);
+        m.assign(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), static_cast<size_t>(bytes.numel()));
+      }
+      msg += (msg.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + ": " + m;
+    }
+    reused = std::all_of(st.begin(), st.end(), [](int64_t s) { return s == kReused; });
+    // Workers stay up after a failed index (rank 0 may index another corpus); rank 0 reports it.
+    if (me == 0 && !msg.empty()) throw Error("shards: indexing failed on " + msg);
+  }
+
+  // Runs on every rank after the kIndex header; rank 0 passes the documents and its bank options
+  // (JSON), the others receive them.
+  void index(const int64_t* h, const std::vector<std::vector<int64_t>>* docs, const std::vector<int64_t>* tpl,
+             const std::string* bank_meta) {
+    const int64_t n = h[1], total = h[2], T = h[3], M = h[7];
     // Options that decide partition and scores come from rank 0, so hand-started workers agree.
     auto& o = model->options();
     o.similarity = h[4] ? RoutingSimilarity::Cosine : RoutingSimilarity::ScaledDot;
     o.stage1_token_budget = h[5];
     o.score_tile_chunks = h[6];
     auto lengths = torch::empty({n}, torch::kInt64), tokens = torch::empty({total}, torch::kInt64),
-         tpl_t = torch::empty({T}, torch::kInt64);
+         tpl_t = torch::empty({T}, torch::kInt64), meta_t = torch::empty({M}, torch::kUInt8);
     if (docs) {
       int64_t off = 0;
       for (int64_t d = 0; d < n; ++d) {
@@ -90,10 +179,12 @@ struct ShardedBank::State {
         off += static_cast<int64_t>(doc.size());
       }
       std::memcpy(tpl_t.data_ptr<int64_t>(), tpl->data(), tpl->size() * sizeof(int64_t));
+      std::memcpy(meta_t.data_ptr<uint8_t>(), bank_meta->data(), bank_meta->size());
     }
     group.broadcast(lengths);
     if (total > 0) group.broadcast(tokens);
     if (T > 0) group.broadcast(tpl_t);
+    if (M > 0) group.broadcast(meta_t);
     std::vector<int64_t> len(lengths.data_ptr<int64_t>(), lengths.data_ptr<int64_t>() + n);
     partition(len);
     std::vector<int64_t> starts(n + 1, 0);
@@ -102,17 +193,29 @@ struct ShardedBank::State {
     for (auto d : mine)
       local.emplace_back(tokens.data_ptr<int64_t>() + starts[d], tokens.data_ptr<int64_t>() + starts[d + 1]);
     std::vector<int64_t> tpl_ids(tpl_t.data_ptr<int64_t>(), tpl_t.data_ptr<int64_t>() + T);
-    int64_t status = 0;
+    int64_t status = kEncoded;
+    std::string err;
     try {
-      bank = model->encode_memory(local, tpl_ids);
+      const ShardBankOptions b = bank_options_from_json(
+          nlohmann::json::parse(std::string(reinterpret_cast<const char*>(meta_t.data_ptr<uint8_t>()), M)));
+      bank = MemoryBank();  // the previous corpus's shard goes before the next one is built
+      chunk_doc = torch::Tensor();
+      if (b.corpus_dir.empty()) bank = model->encode_memory(local, tpl_ids);
+      else if (open_sub_bank(b, local, tpl_ids)) status = kReused;
       chunk_doc = torch::tensor(bank.chunk_doc, torch::kInt64);
+      if (b.key_dtype) {
+        // As the unsharded backend: the scan layout in the chosen precision, tensor copy released.
+        bank.router_index = build_router_indexes(bank, o.similarity == RoutingSimilarity::Cosine, *b.key_dtype);
+        bank.index_doc_end = bank_doc_end(bank);
+        if (model->base().config().msa->decouple_router && o.head_reduce == Reduce::Mean)
+          for (auto& t : bank.router_k) t = torch::Tensor();
+      }
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "shard %d: encoding failed: %s\n", group.rank(), e.what());
-      status = 1;
+      err = e.what();
+      if (group.rank() != 0) std::fprintf(stderr, "shard %d: indexing failed: %s\n", group.rank(), e.what());
+      status = kFailed;
     }
-    auto st = group.gather_status(status);
-    for (size_t r = 0; r < st.size(); ++r)
-      if (st[r] != 0) throw Error("shards: rank " + std::to_string(r) + " failed to encode its documents");
+    settle(status, err);
   }
 
   void route(const int64_t* h, torch::Tensor q, torch::Tensor mask, std::vector<std::vector<int64_t>>& ids,
@@ -125,9 +228,17 @@ struct ShardedBank::State {
     }
     group.broadcast(q);
     group.broadcast(mask);
-    auto local = mine.empty() ? torch::empty({B, 0}, torch::kFloat32)
-                              : model->document_scores(q, mask.to(torch::kBool), bank.router_k.at(slot), chunk_doc,
-                                                       static_cast<int64_t>(mine.size()));
+    const auto& o = model->options();
+    const bool indexed = slot < static_cast<int>(bank.router_index.size()) && bank.router_index[slot] &&
+                         o.head_reduce == Reduce::Mean;  // the condition of unsharded prefill
+    torch::Tensor local;
+    if (mine.empty()) local = torch::empty({B, 0}, torch::kFloat32);
+    else if (indexed)
+      local = index_document_scores(o, q, mask.to(torch::kBool), *bank.router_index[slot], bank.index_doc_end,
+                                    at::get_num_threads());
+    else
+      local = model->document_scores(q, mask.to(torch::kBool), bank.router_k.at(slot), chunk_doc,
+                                     static_cast<int64_t>(mine.size()));
     group.global_top_k(local, mine, static_cast<int>(k), ids, scores);
   }
 
@@ -183,6 +294,7 @@ struct ShardedBank::State {
 ShardedBank::ShardedBank(MsaModel& model, ShardOptions opt) : opt_(std::move(opt)), st_(std::make_unique<State>()) {
   if (opt_.world < 2) throw Error("shards: Memory Parallel needs at least 2 ranks");
   st_->model = &model;
+  st_->model_dir = opt_.model_dir;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe").string();
   auto launch = [&](int port) {
     if (!opt_.launch) {
@@ -254,15 +366,47 @@ void ShardedBank::stop_workers(bool polite) {
   }
 }
 
-const MemoryBank& ShardedBank::index(const std::vector<std::vector<int64_t>>& docs, const std::vector<int64_t>& tpl) {
+// Sub-banks of another shard count (or a whole-corpus bank) are left alone; say why this run
+// encodes anyway.
+static void note_other_layouts(const std::string& corpus_dir, int world) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(shard_bank_dir(corpus_dir, 0, world)) / "manifest.json") || !fs::is_directory(corpus_dir))
+    return;
+  std::vector<std::string> other;
+  if (fs::exists(fs::path(corpus_dir) / "manifest.json")) other.push_back("1");
+  const std::string tail = "-of-";
+  for (const auto& e : fs::directory_iterator(corpus_dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("shard-0-of-", 0) == 0) other.push_back(name.substr(name.find(tail) + tail.size()));
+  }
+  if (other.empty()) return;
+  std::string list;
+  for (const auto& w : other) list += (list.empty() ? "" : ", ") + w;
+  std::fprintf(stderr, "shards: %s holds this corpus's bank for shards=%s, not %d; encoding sub-banks shard-R-of-%d\n",
+               corpus_dir.c_str(), list.c_str(), world, world);
+}
+
+const MemoryBank& ShardedBank::index(const std::vector<std::vector<int64_t>>& docs, const std::vector<int64_t>& tpl,
+                                     const ShardBankOptions& bank) {
+  if (!bank.corpus_dir.empty()) note_other_layouts(bank.corpus_dir, opt_.world);
   int64_t total = 0;
   for (const auto& d : docs) total += static_cast<int64_t>(d.size());
   const auto& o = st_->model->options();
+  const std::string meta = bank_options_json(bank).dump();
   const int64_t h[kHeader] = {kIndex, static_cast<int64_t>(docs.size()), total, static_cast<int64_t>(tpl.size()),
-                              o.similarity == RoutingSimilarity::Cosine, o.stage1_token_budget, o.score_tile_chunks};
-  st_->send_header({h[0], h[1], h[2], h[3], h[4], h[5], h[6]});
-  st_->index(h, &docs, &tpl);
+                              o.similarity == RoutingSimilarity::Cosine, o.stage1_token_budget, o.score_tile_chunks,
+                              static_cast<int64_t>(meta.size())};
+  st_->send_header({h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]});
+  st_->index(h, &docs, &tpl, &meta);
   return st_->bank;
+}
+
+bool ShardedBank::reused() const { return st_->reused; }
+
+std::vector<int64_t> ShardedBank::documents_per_rank() const {
+  std::vector<int64_t> n(opt_.world, 0);
+  for (auto r : st_->owner) ++n[r];
+  return n;
 }
 
 int64_t ShardedBank::num_docs() const { return static_cast<int64_t>(st_->owner.size()); }
@@ -317,6 +461,7 @@ int shard_worker_main(int argc, char** argv) {
     MsaModel model = MsaModel::load(a["--model"]);
     ShardedBank::State s;
     s.model = &model;
+    s.model_dir = a["--model"];
     s.group = ShardGroup::gloo_tcp(a["--master-addr"], std::stoi(a["--master-port"]), rank, world,
                                    std::chrono::seconds(60), kOpTimeout);
     while (true) {
@@ -327,7 +472,7 @@ int shard_worker_main(int argc, char** argv) {
       std::vector<std::vector<double>> scores;
       switch (h[0]) {
         case kStop: return 0;
-        case kIndex: s.index(h, nullptr, nullptr); break;
+        case kIndex: s.index(h, nullptr, nullptr, nullptr); break;
         case kRoute: s.route(h, {}, {}, ids, scores); break;
         case kFetch: s.fetch(h, {}); break;
         default: throw Error("shard-worker: unknown command " + std::to_string(h[0]));
