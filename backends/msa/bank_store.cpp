@@ -91,6 +91,12 @@ void check_fingerprint(const json& m, const BankFingerprint& fp, const std::stri
   chk("model", fp.model);
   chk("tokenizer", fp.tokenizer);
   chk("corpus", fp.corpus);
+  // Absent in whole-corpus banks; a sub-bank of another shard layout holds other documents.
+  const std::string shard = m.value("shard", std::string());
+  if (shard != fp.shard)
+    throw Error(dir + "/manifest.json: bank was built for shard layout " + (shard.empty() ? "(whole corpus)" : shard) +
+                ", this run has " + (fp.shard.empty() ? "(whole corpus)" : fp.shard) +
+                " (rebuild the bank or point to another directory)");
 }
 
 // A read-only mapping of a whole segment file, kept alive by the tensors that view it.
@@ -178,6 +184,7 @@ MemoryBank encode_bank(const MsaModel& model, const std::vector<std::vector<int6
          {"kv_heads", cfg.num_key_value_heads}, {"head_dim", cfg.head_dim},
          {"layers", cfg.num_hidden_layers},    {"dtype", std::string(c10::toString(model.base().dtype()))},
          {"template_tokens", template_ids.size()}, {"segments", json::array()}, {"complete", false}};
+    if (!fp.shard.empty()) m["shard"] = fp.shard;
   }
   // Template K/V (from a one-document bank: encode_memory needs no documents for it).
   if (!fs::exists(fs::path(dir) / "template.bin")) {
@@ -241,6 +248,7 @@ MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect, bool
   }
   const size_t S = bank.router_layers.size();
   std::vector<std::vector<torch::Tensor>> k(S), v(S), r(S);
+  std::vector<std::pair<std::shared_ptr<Mapping>, std::string>> mapped;  // for drop_cached_content
   if (content_mmap) {
     bank.k_parts.assign(S, {});
     bank.v_parts.assign(S, {});
@@ -251,6 +259,7 @@ MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect, bool
     std::string bytes;
     if (content_mmap) {
       map = map_segment(path, seg);
+      mapped.emplace_back(map, path);
       const size_t count_bytes = static_cast<size_t>(8 * manifest_size(seg, "docs", path));
       if (count_bytes > map->n) throw Error(path + ": truncated (document chunk counts)");
       bytes.assign(static_cast<const char*>(map->p), count_bytes);
@@ -292,6 +301,17 @@ MemoryBank load_bank(const std::string& dir, const BankFingerprint& expect, bool
       }
     }
   }
+  if (content_mmap)
+    bank.drop_cached_content = [mapped] {
+      for (const auto& [map, path] : mapped) {
+        if (map->p == MAP_FAILED) continue;
+        madvise(map->p, map->n, MADV_DONTNEED);  // drop this process's pages first: mapped pages stay cached
+        const int fd = ::open(path.c_str(), O_RDONLY);
+        if (fd < 0) continue;
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        ::close(fd);
+      }
+    };
   for (size_t s = 0; s < S && !r[s].empty(); ++s) {
     bank.k.push_back(content_mmap ? torch::Tensor() : torch::cat(k[s], 1));
     bank.v.push_back(content_mmap ? torch::Tensor() : torch::cat(v[s], 1));

@@ -56,7 +56,8 @@ class MsaBackend : public Backend {
   explicit MsaBackend(const BackendSpec& spec) {
     spec.check_known({"model", "topk", "interleave", "inject", "max_rounds", "max_tokens", "routing", "positions",
                       "threads", "bank_dir", "segment_docs", "key_dtype", "ram_budget",
-                      "gpu_budget", "content", "shards", "master_addr", "master_port", "launch"});
+                      "gpu_budget", "content", "shards", "master_addr", "master_port", "launch", "fetch_threads",
+                      "prefetch", "cold_content"});
     bank_dir_ = spec.get_string("bank_dir", "");
     segment_docs_ = spec.get_int("segment_docs", 256);
     if (spec.options.count("key_dtype")) key_dtype_ = parse_key_dtype(spec.get_string("key_dtype", "fp32"));
@@ -75,14 +76,18 @@ class MsaBackend : public Backend {
     shard_opt_.master_port = static_cast<int>(spec.get_int("master_port", 0));
     shard_opt_.launch = spec.get_int("launch", 1) != 0;
     if (shard_opt_.world < 1) throw Error("msa: shards must be >= 1");
-    if (shard_opt_.world > 1 && (!bank_dir_.empty() || key_dtype_))
-      throw Error("msa: shards > 1 keeps each shard in RAM; it does not combine with bank_dir or key_dtype");
     if (!shard_opt_.launch && shard_opt_.master_port == 0)
       throw Error("msa: launch=0 (workers started by hand) needs master_port");
     set_compute_threads(static_cast<int>(threads_));
     model_ = std::make_unique<MsaModel>(MsaModel::load(model_dir_));
     auto& o = model_->options();
     o.doc_top_k = static_cast<int>(spec.get_int("topk", o.doc_top_k));
+    o.fetch_threads = static_cast<int>(spec.get_int("fetch_threads", o.fetch_threads));
+    o.prefetch_next_layer = spec.get_int("prefetch", 1) != 0;
+    cold_content_ = spec.get_int("cold_content", 0) != 0;
+    if (cold_content_ && (bank_dir_.empty() || content_tier_ != "mmap" || shard_opt_.world > 1))
+      throw Error("msa: cold_content=1 measures fetches from disk; it needs bank_dir and content=mmap, without shards");
+    if (o.fetch_threads < 0 || o.fetch_threads > 64) throw Error("msa: fetch_threads must be 0..64");
     // Suite-trained models say how they were trained to route (msabench_inference.json).
     std::string routing_default = "engine";
     const fs::path hints = fs::path(model_dir_) / "msabench_inference.json";
@@ -117,6 +122,10 @@ class MsaBackend : public Backend {
     // Only named when set, so specs (and result cells) without it stay as they were.
     if (key_dtype_) spec_obj.options["key_dtype"] = key_dtype_name(*key_dtype_);
     if (shard_opt_.world > 1) spec_obj.options["shards"] = std::to_string(shard_opt_.world);
+    // Fetch settings change timings, never answers; named only when not the default.
+    if (o.fetch_threads != MsaOptions{}.fetch_threads) spec_obj.options["fetch_threads"] = std::to_string(o.fetch_threads);
+    if (!o.prefetch_next_layer) spec_obj.options["prefetch"] = "0";
+    if (cold_content_) spec_obj.options["cold_content"] = "1";
     shard_opt_.model_dir = model_dir_;
     shard_opt_.threads = static_cast<int>(threads_);
     spec_ = spec_obj.to_string();
@@ -156,7 +165,18 @@ class MsaBackend : public Backend {
     if (shard_opt_.world > 1) {
       // Workers start with the first corpus (not when a spec is only validated) and stay up.
       if (!shards_) shards_ = std::make_unique<ShardedBank>(*model_, shard_opt_);
-      bank_ = shards_->index(docs, template_);
+      // Every rank applies the bank options to its own shard: scan-layout keys, and with bank_dir
+      // its own sub-bank of this corpus's bank directory (reused, resumed or encoded).
+      ShardBankOptions sb;
+      sb.key_dtype = key_dtype_;
+      if (!bank_dir_.empty()) {
+        sb.fp = {model_fingerprint(model_dir_), tok_->name(), corpus_fingerprint(corpus.documents)};
+        sb.corpus_dir = (fs::path(bank_dir_) / ("bank-" + sb.fp.corpus)).string();
+        sb.segment_docs = segment_docs_;
+        sb.content_mmap = plan.content_mmap;
+      }
+      bank_ = shards_->index(docs, template_, sb);
+      st.reused = shards_->reused();
     } else if (bank_dir_.empty()) {
       bank_ = model_->encode_memory(docs, template_);
     } else {
@@ -171,7 +191,7 @@ class MsaBackend : public Backend {
       }
       if (!loaded) bank_ = encode_bank(*model_, docs, template_, fp, dir, segment_docs_, {}, plan.content_mmap);
     }
-    if (key_dtype_) {
+    if (key_dtype_ && shard_opt_.world == 1) {  // shards build theirs in ShardedBank::index
       // Routing reads the scan layout in the chosen precision; the tensor copy is released.
       bank_.router_index = build_router_indexes(bank_, routes_by_cosine(), *key_dtype_);
       bank_.index_doc_end = bank_doc_end(bank_);
@@ -196,6 +216,7 @@ class MsaBackend : public Backend {
       InterleaveSession session;
       json calls = json::array();
       double prefill_s = 0, decode_s = 0;
+      PrefillStats stages;  // this query's share of its prefills' stage times
       int64_t generated = 0;
       bool done = false;
       std::vector<int64_t> first_routing;  // last router layer's top-k of the first call
@@ -213,15 +234,27 @@ class MsaBackend : public Backend {
       MsaCache cache;
       std::vector<LayerRouting> routing;
       auto tp = std::chrono::steady_clock::now();
-      auto logits = model_->prefill(bank_, prompts, cache, &routing, shards_.get());
+      if (cold_content_ && bank_.drop_cached_content) bank_.drop_cached_content();
+      PrefillStats ps;
+      auto logits = model_->prefill(bank_, prompts, cache, &routing, shards_.get(), &ps);
       const double prefill_share = since(tp) / static_cast<double>(group.size());
       std::vector<bool> in_call(group.size(), true);
       std::vector<int> call_tokens(group.size(), 0);
       for (size_t g = 0; g < group.size(); ++g) {
         Item& it = items[group[g]];
         it.prefill_s += prefill_share;
+        const double n = static_cast<double>(group.size());
+        it.stages.score_s += ps.score_s / n;
+        it.stages.topk_s += ps.topk_s / n;
+        it.stages.fetch_s += ps.fetch_s / n;
+        it.stages.attend_s += ps.attend_s / n;
         if (it.first_routing.empty() && !routing.empty()) it.first_routing = routing.back().doc_ids[g];
-        it.calls.push_back({{"prompt_tokens", prompts[g].ids.size()}, {"routing", routing_json(routing, g)}});
+        // Fetch counters are for the whole batch of this call (documents are fetched once per batch).
+        it.calls.push_back({{"prompt_tokens", prompts[g].ids.size()},
+                            {"routing", routing_json(routing, g)},
+                            {"batch_fetch", {{"documents", ps.fetched_docs},
+                                             {"prefetch_hits", ps.prefetch_hits},
+                                             {"prefetch_unused", ps.prefetch_unused}}}});
         it.session.start_call();
       }
       while (true) {
@@ -271,7 +304,11 @@ class MsaBackend : public Backend {
     std::vector<Answer> out;
     for (Item& it : items) out.push_back(make_answer(it.session, it.calls, it.first_routing, it.generated, k,
                                                      {{"prefill", it.prefill_s}, {"decode", it.decode_s},
-                                                      {"total", total_share}}));
+                                                      {"total", total_share},
+                                                      {"prefill.score", it.stages.score_s},
+                                                      {"prefill.topk", it.stages.topk_s},
+                                                      {"prefill.fetch", it.stages.fetch_s},
+                                                      {"prefill.attend", it.stages.attend_s}}));
     return out;
   }
 
@@ -347,6 +384,7 @@ class MsaBackend : public Backend {
   }
 
   std::string model_dir_, spec_, bank_dir_;
+  bool cold_content_ = false;  // evict the mapped content before every prefill
   int64_t segment_docs_ = 256;
   std::optional<KeyDtype> key_dtype_;
   int64_t ram_budget_ = 0, gpu_budget_ = 0;

@@ -357,7 +357,8 @@ int cmd_retrieve(const std::string& backend_spec, const std::string& corpus, con
     tokens += c.tokens;
     for (const auto& q : c.queries) {
       Answer a = backend->answer(q, k);
-      for (const auto& [s, v] : a.stage_seconds) query_s += v;
+      for (const auto& [s, v] : a.stage_seconds)
+        if (s.find('.') == std::string::npos) query_s += v;  // "prefill.fetch" is part of "prefill"
       json res = json::array();
       int rank = 1;
       for (const auto& r : a.retrieved) res.push_back({{"rank", rank++}, {"id", r.id}, {"score", r.score}});

@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <limits>
+#include <map>
 #include <numeric>
+#include <set>
 
 #include "core/error.h"
 #include "core/model/routing_kernel.h"
+#include "core/thread_pool.h"
 
 namespace msabench {
 
@@ -38,6 +42,91 @@ const bool kQuietBeta = [] {
 torch::Tensor bool_opts_ones(int64_t b, int64_t n, torch::Device d) {
   return torch::ones({b, n}, torch::TensorOptions().dtype(torch::kBool).device(d));
 }
+
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+using ContentKV = std::pair<torch::Tensor, torch::Tensor>;
+
+// Content K/V of one document in one router slot, copied out of the bank (RAM or a mapping; for a
+// mapping the copy is where the page faults, i.e. the disk reads, happen).
+ContentKV fetch_document(const MemoryBank& bank, int slot, int64_t doc) {
+  std::vector<int64_t> chunks(static_cast<size_t>(bank.doc_chunks[doc]));
+  std::iota(chunks.begin(), chunks.end(), bank.doc_first_chunk[doc]);
+  if (chunks.empty()) return {};
+  return {bank.gather_content(false, slot, chunks), bank.gather_content(true, slot, chunks)};
+}
+
+// Fetches content per (router slot, document), once per batch however many rows selected it.
+// With a pool the copies run on its threads (FIFO: what a layer needs is queued before any
+// speculative fetch for the next layer) and the caller waits only when it assembles a row.
+class ContentFetcher {
+ public:
+  ContentFetcher(const MemoryBank& bank, ThreadPool* pool) : bank_(bank), pool_(pool) {}
+  ~ContentFetcher() { drain(); }  // pool jobs read the bank: never outlive the caller's frame
+  ContentFetcher(const ContentFetcher&) = delete;
+  ContentFetcher& operator=(const ContentFetcher&) = delete;
+
+  void request_layer(int slot, const std::vector<std::vector<int64_t>>& rows) {
+    for (const auto& r : rows)
+      for (auto d : r) want(slot, d, false);
+  }
+  void prefetch(int slot, const std::vector<std::vector<int64_t>>& rows) {
+    if (!pool_) return;  // speculation only pays when it runs beside the caller
+    for (const auto& r : rows)
+      for (auto d : r) want(slot, d, true);
+  }
+  // Documents in the given order, chunks concatenated; undefined tensors when there are none.
+  ContentKV row(int slot, const std::vector<int64_t>& docs) {
+    std::vector<torch::Tensor> ks, vs;
+    for (auto d : docs) {
+      Entry& e = entries_.at({slot, d});
+      e.used = true;
+      const ContentKV& kv = e.future.get();
+      if (!kv.first.defined()) continue;
+      ks.push_back(kv.first);
+      vs.push_back(kv.second);
+    }
+    if (ks.empty()) return {};
+    return {torch::cat(ks, 1), torch::cat(vs, 1)};
+  }
+  void finish(PrefillStats& st) {
+    drain();
+    for (const auto& [key, e] : entries_) {
+      st.fetched_docs += e.used;
+      st.prefetch_hits += e.speculative && e.used;
+      st.prefetch_unused += e.speculative && !e.used;
+    }
+  }
+
+ private:
+  struct Entry {
+    std::shared_future<ContentKV> future;
+    bool speculative = false, used = false;
+  };
+  void want(int slot, int64_t doc, bool speculative) {
+    auto [it, fresh] = entries_.try_emplace({slot, doc});
+    if (!fresh) return;
+    it->second.speculative = speculative;
+    const MemoryBank* bank = &bank_;
+    if (pool_) {
+      it->second.future = pool_->submit([bank, slot, doc] { return fetch_document(*bank, slot, doc); }).share();
+    } else {
+      std::promise<ContentKV> done;
+      done.set_value(fetch_document(*bank, slot, doc));
+      it->second.future = done.get_future().share();
+    }
+  }
+  void drain() {
+    for (auto& [key, e] : entries_)
+      if (e.future.valid()) e.future.wait();
+  }
+
+  const MemoryBank& bank_;
+  ThreadPool* pool_;
+  std::map<std::pair<int, int64_t>, Entry> entries_;
+};
 
 }  // namespace
 
@@ -129,6 +218,23 @@ MsaModel::MsaModel(Qwen3Model base, MsaOptions opt) : base_(std::move(base)), op
   if (!base_.config().msa) throw Error("MSA needs a config with model_type \"msa\" and an msa_config");
   if (opt_.pooling_kernel_size < 1) throw Error("MSA: pooling kernel size must be >= 1");
   if (opt_.doc_top_k < 1) throw Error("MSA: doc_top_k must be >= 1");
+}
+
+PrefillStats& PrefillStats::operator+=(const PrefillStats& o) {
+  score_s += o.score_s;
+  topk_s += o.topk_s;
+  fetch_s += o.fetch_s;
+  attend_s += o.attend_s;
+  fetched_docs += o.fetched_docs;
+  prefetch_hits += o.prefetch_hits;
+  prefetch_unused += o.prefetch_unused;
+  return *this;
+}
+
+ThreadPool* MsaModel::fetch_pool() const {
+  if (opt_.fetch_threads < 1) return nullptr;
+  if (!fetch_pool_ || fetch_pool_->size() != opt_.fetch_threads) fetch_pool_ = std::make_shared<ThreadPool>(opt_.fetch_threads);
+  return fetch_pool_.get();
 }
 
 MsaModel MsaModel::load(const std::string& dir, torch::Dtype dtype) {
@@ -364,7 +470,8 @@ void MsaModel::top_k_documents(const torch::Tensor& doc_scores, int k, std::vect
 }
 
 torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<PromptTokens>& prompts, MsaCache& cache,
-                                std::vector<LayerRouting>* routing, RoutingProvider* router) const {
+                                std::vector<LayerRouting>* routing, RoutingProvider* router,
+                                PrefillStats* stats) const {
   torch::NoGradGuard no_grad;
   const auto& cfg = base_.config();
   auto dev = base_.device();
@@ -402,6 +509,13 @@ torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<Prompt
   cache.v.assign(cfg.num_hidden_layers, {});
   cache.valid.assign(cfg.num_hidden_layers, {});
   if (routing) routing->clear();
+  PrefillStats st;
+  ContentFetcher fetcher(bank, router ? nullptr : fetch_pool());
+  auto next_router_slot = [&](int64_t layer) {
+    for (int64_t n = layer + 1; n < cfg.num_hidden_layers; ++n)
+      if (int s = bank.slot_of_layer(static_cast<int>(n)); s >= 0) return s;
+    return -1;
+  };
   auto h = torch::embedding(base_.embed_tokens, ids);
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
     const auto& L = base_.layers[l];
@@ -418,15 +532,20 @@ torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<Prompt
                           : qkv.q;
       LayerRouting lr;
       lr.layer = static_cast<int>(l);
+      auto t_route = Clock::now();
       if (router) {
         router->route(slot, q_router, routing_mask, opt_.doc_top_k, lr);
+        st.score_s += since(t_route);
       } else {
         const bool indexed = slot < static_cast<int>(bank.router_index.size()) && bank.router_index[slot] &&
                              opt_.head_reduce == Reduce::Mean;
         auto scores = indexed ? index_document_scores(opt_, q_router, routing_mask, *bank.router_index[slot],
                                                       bank.index_doc_end, at::get_num_threads())
                               : document_scores(q_router, routing_mask, bank.router_k[slot], chunk_doc, bank.num_docs());
+        st.score_s += since(t_route);
+        auto t_topk = Clock::now();
         top_k_documents(scores, opt_.doc_top_k, lr.doc_ids, lr.scores);
+        st.topk_s += since(t_topk);
       }
       // Every chunk of every selected document, documents in ascending id order.
       std::vector<std::vector<int64_t>> sel(B);
@@ -434,18 +553,20 @@ torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<Prompt
         sel[b] = lr.doc_ids[b];
         std::sort(sel[b].begin(), sel[b].end());
       }
+      auto t_fetch = Clock::now();
       std::vector<std::pair<torch::Tensor, torch::Tensor>> content(B);
       if (router) {
         content = router->fetch(slot, sel);
+        std::set<int64_t> distinct;
+        for (const auto& r : sel) distinct.insert(r.begin(), r.end());
+        st.fetched_docs += static_cast<int64_t>(distinct.size());
       } else {
-        for (int64_t b = 0; b < B; ++b) {
-          std::vector<int64_t> chunks;
-          for (auto d : sel[b])
-            for (int64_t c = 0; c < bank.doc_chunks[d]; ++c) chunks.push_back(bank.doc_first_chunk[d] + c);
-          if (!chunks.empty())
-            content[b] = {bank.gather_content(false, slot, chunks), bank.gather_content(true, slot, chunks)};
-        }
+        fetcher.request_layer(slot, sel);
+        const int next_slot = next_router_slot(l);
+        if (next_slot >= 0 && opt_.prefetch_next_layer) fetcher.prefetch(next_slot, sel);
+        for (int64_t b = 0; b < B; ++b) content[b] = fetcher.row(slot, sel[b]);
       }
+      st.fetch_s += since(t_fetch);
       int64_t nmax = 0;
       for (const auto& kv : content) nmax = std::max<int64_t>(nmax, kv.first.defined() ? kv.first.size(1) : 0);
       if (nmax > 0) {
@@ -470,12 +591,17 @@ torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<Prompt
     vals.push_back(qkv.v);
     auto K = torch::cat(keys, 2), V = torch::cat(vals, 2);
     auto bias = prefix_causal_bias(prefix_valid, valid);
-    h = h + torch::linear(base_.attend(qkv.q, K, V, bias), L.o_proj);
+    auto t_attend = Clock::now();
+    auto attended = base_.attend(qkv.q, K, V, bias);
+    st.attend_s += since(t_attend);
+    h = h + torch::linear(attended, L.o_proj);
     h = h + base_.mlp(L, base_.rms_norm(h, L.post_norm));
     cache.k[l] = K;
     cache.v[l] = V;
     cache.valid[l] = torch::cat({prefix_valid, valid}, 1);
   }
+  fetcher.finish(st);
+  if (stats) *stats += st;
   cache.next_position = positions.select(1, Lmax - 1) + 1;
   return base_.hidden_to_logits(h.select(1, Lmax - 1));
 }

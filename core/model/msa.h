@@ -20,6 +20,7 @@
 namespace msabench {
 
 class RouterKeyIndex;
+class ThreadPool;
 
 enum class RoutingSimilarity {
   ScaledDot,  // q.k / sqrt(D), no normalisation: the released engine with INFONCE_DECOUPLE
@@ -39,6 +40,14 @@ struct MsaOptions {
   int64_t query_position_start = 19;
   int64_t score_tile_chunks = 16384;   // routing is tiled over chunks to bound peak memory
   int64_t stage1_token_budget = 8192;  // padded tokens per stage-1 forward (documents are batched)
+  // Content fetch: 0 = in the calling thread; N = N pool threads fetch each selected document's
+  // K/V while the caller waits only for what the current layer needs.
+  // Default 0: on the 2-core development machine the pool never beat the calling thread
+  // (results/fetch); machines with idle cores or slow storage can try more.
+  int fetch_threads = 0;
+  // While a router layer attends and the next one routes, speculatively fetch the next router
+  // layer's content of the documents this layer selected (layers mostly agree on documents).
+  bool prefetch_next_layer = true;
 
   // Defaults as the reference engine reads a checkpoint config (msa-reference §6.3, §13, §14).
   static MsaOptions from_config(const ModelConfig& cfg);
@@ -62,6 +71,9 @@ struct MemoryBank {
   // view per segment, k/v then undefined; part_first_chunk: first chunk of every segment.
   std::vector<std::vector<torch::Tensor>> k_parts, v_parts;
   std::vector<int64_t> part_first_chunk;
+  // Set for memory-mapped content: evicts its pages from this process and the page cache, so the
+  // next fetches read the disk (cold-cache measurements).
+  std::function<void()> drop_cached_content;
   // Content keys (values: values = true) of the given chunks of one slot, [Hkv, n, D].
   torch::Tensor gather_content(bool values, int slot, const std::vector<int64_t>& chunks) const;
   int64_t num_docs() const { return static_cast<int64_t>(doc_chunks.size()); }
@@ -99,6 +111,18 @@ class RoutingProvider {
                                                                      const std::vector<std::vector<int64_t>>& docs) = 0;
 };
 
+// Where a prefill's time went, summed over its layers (seconds, wall clock of the calling thread).
+struct PrefillStats {
+  double score_s = 0;   // routing scores (router query vs pooled router keys, reductions)
+  double topk_s = 0;    // top-k documents (with a RoutingProvider: included in score_s)
+  double fetch_s = 0;   // waiting for the selected documents' content K/V
+  double attend_s = 0;  // attention over [template; fetched chunks; prompt], every layer
+  int64_t fetched_docs = 0;    // (layer, document) content fetches the prefill used
+  int64_t prefetch_hits = 0;   // ... of which were fetched speculatively while the previous layer ran
+  int64_t prefetch_unused = 0; // speculative fetches no row needed
+  PrefillStats& operator+=(const PrefillStats& o);
+};
+
 struct PromptTokens {
   std::vector<int64_t> ids;
   std::vector<int> roles;  // per token: 0 routing query, -1 active only, -2 template (msa-reference §4)
@@ -120,7 +144,8 @@ class MsaModel {
   // Stage 2. Returns last-token logits [B, V]; fills cache and routing (one entry per router layer).
   // With `router`, routing and content come from it; bank supplies the template K/V and layers.
   torch::Tensor prefill(const MemoryBank& bank, const std::vector<PromptTokens>& prompts, MsaCache& cache,
-                        std::vector<LayerRouting>* routing = nullptr, RoutingProvider* router = nullptr) const;
+                        std::vector<LayerRouting>* routing = nullptr, RoutingProvider* router = nullptr,
+                        PrefillStats* stats = nullptr) const;
   // Stage 3. ids [B, n] appended at cache.next_position; step_valid [B, n] (false: frozen sample).
   torch::Tensor decode_step(const torch::Tensor& ids, MsaCache& cache, const torch::Tensor& step_valid = {}) const;
 
@@ -139,8 +164,11 @@ class MsaModel {
   MsaOptions& options() { return opt_; }
 
  private:
+  ThreadPool* fetch_pool() const;  // created on first use with opt_.fetch_threads workers
+
   Qwen3Model base_;
   MsaOptions opt_;
+  mutable std::shared_ptr<ThreadPool> fetch_pool_;
 };
 
 // Additive fp32 attention bias [B, 1, Lq, prefix + Lq]: prefix keys allowed where prefix_valid,

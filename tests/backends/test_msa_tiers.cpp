@@ -26,8 +26,13 @@ struct TierFixture {
   fs::path root = fs::temp_directory_path() / ("msabench-tiers-" + std::to_string(::getpid()));
   std::string model = (root / "model").string();
   MemoryCorpus corpus;
-  TierFixture() {
-    Qwen3Model::random_init(msabench::testing::tiny_byte_model_config(true), 5).save(model);
+  explicit TierFixture(bool two_router_layers = false) {
+    ModelConfig cfg = msabench::testing::tiny_byte_model_config(true);
+    if (two_router_layers) {  // so the next router layer's content can be prefetched
+      cfg.msa->router_layers = {0, 1};
+      cfg.msa->router_layer_idx = "0,1";
+    }
+    Qwen3Model::random_init(cfg, 5).save(model);
     write_json_atomic((root / "model" / "tokenizer_spec.json").string(), {{"tokenizer", "bytes"}});
     WhitespaceWordCounter counter;
     NiahGenerator gen(msabench::testing::small_niah_config(2048, 64, 2), counter);
@@ -88,6 +93,44 @@ TEST(MsaTiers, MmapContentAnswersEqualRamContentAndBudgetsAreCheckedFirst) {
   EXPECT_FALSE(fs::exists(f.root / "fresh"));
   // Content K/V over budget without bank files to map: a clear error too.
   EXPECT_THROW(f.run(",ram_budget=100K"), Error);
+}
+
+TEST(MsaTiers, PooledFetchAndPrefetchAnswerExactlyAsTheCallingThreadAndReportStages) {
+  TierFixture f(/*two_router_layers=*/true);
+  const std::string banks = ",bank_dir=" + (f.root / "banks").string() + ",content=mmap";
+  auto sync = f.run(banks + ",fetch_threads=0");
+  auto pooled = f.run(banks + ",fetch_threads=3");
+  auto cold = f.run(banks + ",fetch_threads=2,cold_content=1");
+  auto no_prefetch = f.run(banks + ",fetch_threads=2,prefetch=0");
+  expect_same(sync, pooled);
+  expect_same(sync, cold);
+  expect_same(sync, no_prefetch);
+  for (const auto* set : {&sync, &pooled, &cold, &no_prefetch})
+    for (const auto& a : *set) {
+      for (const char* stage : {"prefill.score", "prefill.topk", "prefill.fetch", "prefill.attend"})
+        ASSERT_TRUE(a.stage_seconds.count(stage)) << stage;
+      EXPECT_LE(a.stage_seconds.at("prefill.score") + a.stage_seconds.at("prefill.fetch") +
+                    a.stage_seconds.at("prefill.attend"),
+                a.stage_seconds.at("prefill") + 1e-9);
+    }
+  // Two router layers, top-4 of a small corpus: every call fetches 1..8 (layer, document) pairs;
+  // speculation happens only with a pool and prefetch on, and hits + unused = what was speculated.
+  auto counters = [](const Answer& a) { return a.detail["calls"][0]["batch_fetch"]; };
+  for (const auto& a : sync) {
+    EXPECT_GE(counters(a)["documents"].get<int64_t>(), 2);
+    EXPECT_LE(counters(a)["documents"].get<int64_t>(), 8);
+    EXPECT_EQ(counters(a)["prefetch_hits"].get<int64_t>() + counters(a)["prefetch_unused"].get<int64_t>(), 0);
+  }
+  for (const auto& a : no_prefetch) EXPECT_EQ(counters(a)["prefetch_unused"].get<int64_t>(), 0);
+  for (const auto& a : pooled) {
+    EXPECT_EQ(counters(a)["documents"], counters(sync[&a - &pooled[0]])["documents"]);
+    const int64_t speculated = counters(a)["prefetch_hits"].get<int64_t>() + counters(a)["prefetch_unused"].get<int64_t>();
+    EXPECT_GE(speculated, 1);  // the first router layer selected at least one document
+    EXPECT_LE(counters(a)["prefetch_hits"].get<int64_t>(), 4);
+  }
+  // Cold-cache measurements need mapped content.
+  EXPECT_THROW(f.run(",cold_content=1"), Error);
+  EXPECT_THROW(f.run(banks + ",fetch_threads=-1"), Error);
 }
 
 TEST(MsaTiers, ByteSizesAndTierBytesFollowTheBankLayout) {
