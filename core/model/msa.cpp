@@ -448,24 +448,42 @@ torch::Tensor MsaModel::document_scores(const torch::Tensor& q_router_in, const 
   return acc;
 }
 
+namespace {
+
+// Best k of one row in a single pass, best first; equal scores keep the lower id because ids are
+// visited in ascending order and only a strictly greater score displaces. Scores at or below
+// kValidScore (documents without chunks) and NaN are never selected.
+template <class T>
+void top_k_row(const T* row, int64_t n, int64_t k, std::vector<int64_t>& ids, std::vector<double>& scores) {
+  std::vector<std::pair<T, int64_t>> best;  // sorted, best first
+  best.reserve(static_cast<size_t>(k) + 1);
+  for (int64_t i = 0; i < n; ++i) {
+    const T x = row[i];
+    if (!(x > static_cast<T>(kValidScore))) continue;
+    if (static_cast<int64_t>(best.size()) == k && !(x > best.back().first)) continue;
+    auto at = best.end();
+    while (at != best.begin() && x > (at - 1)->first) --at;
+    best.insert(at, {x, i});
+    if (static_cast<int64_t>(best.size()) > k) best.pop_back();
+  }
+  for (const auto& [x, i] : best) {
+    ids.push_back(i);
+    scores.push_back(static_cast<double>(x));
+  }
+}
+
+}  // namespace
+
 void MsaModel::top_k_documents(const torch::Tensor& doc_scores, int k, std::vector<std::vector<int64_t>>& ids,
                                std::vector<std::vector<double>>& scores) {
-  auto cpu = doc_scores.to(torch::kCPU, torch::kFloat64).contiguous();
+  const bool wide = doc_scores.scalar_type() == torch::kFloat64;
+  auto cpu = doc_scores.to(torch::kCPU, wide ? torch::kFloat64 : torch::kFloat32).contiguous();
   const int64_t B = cpu.size(0), N = cpu.size(1), kk = std::min<int64_t>(k, N);
   ids.assign(B, {});
   scores.assign(B, {});
-  std::vector<int64_t> order(N);
   for (int64_t b = 0; b < B; ++b) {
-    const double* row = cpu.data_ptr<double>() + b * N;
-    // Partial selection in the order of a stable descending sort: equal scores by ascending id.
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + kk, order.end(),
-                      [&](int64_t x, int64_t y) { return row[x] != row[y] ? row[x] > row[y] : x < y; });
-    for (int64_t j = 0; j < kk; ++j) {
-      if (row[order[j]] <= kValidScore) break;
-      ids[b].push_back(order[j]);
-      scores[b].push_back(row[order[j]]);
-    }
+    if (wide) top_k_row(cpu.data_ptr<double>() + b * N, N, kk, ids[b], scores[b]);
+    else top_k_row(cpu.data_ptr<float>() + b * N, N, kk, ids[b], scores[b]);
   }
 }
 

@@ -245,6 +245,18 @@ TEST(Msa, PlantedDocumentIsAlwaysSelectedAndTiesGoToLowerIds) {
   MsaModel::top_k_documents(torch::tensor({0.5f, 0.9f, 0.5f, 0.9f, std::numeric_limits<float>::lowest()}).view({1, 5}),
                             5, ids, sc);
   EXPECT_EQ(ids[0], (std::vector<int64_t>{1, 3, 0, 2}));  // ties by lower id; invalid doc never selected
+  // The single-pass selection equals a stable descending sort, rows of many ties included.
+  torch::manual_seed(3);
+  auto many = (torch::randint(0, 40, {3, 5000}).to(torch::kFloat32) / 8).contiguous();
+  many[1].narrow(0, 100, 50).fill_(std::numeric_limits<float>::lowest());
+  MsaModel::top_k_documents(many, 16, ids, sc);
+  for (int64_t b = 0; b < 3; ++b) {
+    auto order = std::get<1>(many[b].sort(/*stable=*/true, 0, /*descending=*/true));
+    for (int64_t j = 0; j < 16; ++j) {
+      EXPECT_EQ(ids[b][j], order[j].item<int64_t>()) << b << " " << j;
+      EXPECT_EQ(sc[b][j], many[b][order[j]].item<float>());
+    }
+  }
 }
 
 TEST(Msa, Msa4BLayoutCheckpointEndToEnd) {
