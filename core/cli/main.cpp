@@ -877,7 +877,10 @@ int main(int argc, char** argv) {
         export_trained_model(cfg.out_dir, t_export);
         std::printf("exported %s/checkpoint to %s\n", cfg.out_dir.c_str(), t_export.c_str());
       }
-      if (cfg.steps > 0)
+      if (cfg.steps > 0 && sum.steps_run == 0)
+        std::printf("%s: checkpoint already at step %lld of %lld; nothing to train\n", cfg.out_dir.c_str(),
+                    (long long)sum.steps_done, (long long)cfg.steps);
+      else if (cfg.steps > 0)
         std::printf("%s: %lld/%lld steps%s; last loss %.4f (lm %.4f, aux %.4f), router top-1 %.3f\n",
                     cfg.out_dir.c_str(), (long long)sum.steps_done, (long long)cfg.steps,
                     sum.finished ? " (finished)" : " (stopped early; run again to resume)", sum.last_loss, sum.last_lm,

@@ -31,6 +31,7 @@ struct Tokenized {
   std::vector<int64_t> active;   // template + prompt + response
   std::vector<int> roles;        // per active token
   std::vector<int64_t> labels;   // per active token: next-token target or -100
+  std::vector<uint8_t> id_target;  // per active token: its target is a token of a retrieval step "[i]..."
   int64_t template_len = 0;
   std::vector<int> positives;
 };
@@ -44,11 +45,14 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
   Tokenized t;
   for (size_t i = 0; i < s.documents.size(); ++i)
     t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
+  std::vector<uint8_t> in_id;
   auto append = [&](const std::string& text, int role, bool trained) {
+    const bool id_step = trained && !text.empty() && text[0] == '[';
     for (auto id : enc(tok, text)) {
       t.active.push_back(id);
       t.roles.push_back(role);
       t.labels.push_back(trained ? id : -100);  // shifted below
+      in_id.push_back(id_step);
     }
   };
   append(interleave::kTemplateHead, -2, false);
@@ -59,7 +63,11 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
   for (const auto& seg : s.response) append(seg.text, -1, seg.trained);
   // label[t] = target of the prediction made at t, i.e. token t+1 when that token is trained.
   std::vector<int64_t> shifted(t.labels.size(), -100);
-  for (size_t i = 0; i + 1 < t.labels.size(); ++i) shifted[i] = t.labels[i + 1];
+  t.id_target.assign(t.labels.size(), 0);
+  for (size_t i = 0; i + 1 < t.labels.size(); ++i) {
+    shifted[i] = t.labels[i + 1];
+    t.id_target[i] = in_id[i + 1];
+  }
   t.labels = std::move(shifted);
   t.positives = s.positives;
   return t;
@@ -68,6 +76,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
 struct SampleLoss {
   torch::Tensor lm, aux;
   double router_recall = 0;  // mean over router layers: top-1 document is a positive
+  double id_accuracy = 0;    // greedy next-token accuracy on the retrieval-step tokens ("[12]<|object_ref_end|>")
   int64_t tokens = 0;
 };
 
@@ -209,6 +218,18 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   auto labels = torch::tensor(t.labels, torch::kInt64);
   r.lm = torch::nn::functional::cross_entropy(logits, labels,
                                               torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  {
+    torch::NoGradGuard ng;
+    auto pred = logits.argmax(-1);
+    int64_t hit = 0, n = 0;
+    auto pa = pred.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < La; ++i)
+      if (t.id_target[i]) {
+        ++n;
+        hit += pa[i] == t.labels[i];
+      }
+    r.id_accuracy = n ? static_cast<double>(hit) / n : 0;
+  }
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
   r.router_recall = router_count ? recall_sum / router_count : 0;
   int64_t doc_tokens = 0;
@@ -354,11 +375,12 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     fs::remove_all(old);
   };
 
+  const int64_t first_step = step;
   std::ofstream log((out / "log.jsonl").string(), std::ios::app);
   Progress progress("train", cfg.steps, "steps", !quiet);
   progress.resume_from(step);
   const auto t_start = std::chrono::steady_clock::now();
-  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0;
+  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -376,6 +398,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_lm += l.lm.item<double>();
       acc_aux += l.aux.item<double>();
       acc_rec += l.router_recall;
+      acc_id += l.id_accuracy;
       acc_tokens += l.tokens;
       ++acc_n;
     }
@@ -393,19 +416,20 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
                   {"lm_loss", acc_lm / acc_n},
                   {"aux_loss", acc_aux / acc_n},
                   {"router_top1", acc_rec / acc_n},
+                  {"id_token_acc", acc_id / acc_n},
                   {"grad_norm", norm},
                   {"tokens_per_s", acc_tokens / std::max(secs, 1e-9)}};
       log << rec.dump() << "\n";
       log.flush();
       if (!quiet)
-        std::fprintf(stderr, "\nstep %lld loss %.4f lm %.4f aux %.4f router@1 %.2f %.0f tok/s\n", (long long)step,
-                     acc_loss / acc_n, acc_lm / acc_n, acc_aux / acc_n, acc_rec / acc_n,
+        std::fprintf(stderr, "\nstep %lld loss %.4f lm %.4f aux %.4f router@1 %.2f id-acc %.2f %.0f tok/s\n",
+                     (long long)step, acc_loss / acc_n, acc_lm / acc_n, acc_aux / acc_n, acc_rec / acc_n, acc_id / acc_n,
                      acc_tokens / std::max(secs, 1e-9));
       summary.last_loss = acc_loss / acc_n;
       summary.last_lm = acc_lm / acc_n;
       summary.last_aux = acc_aux / acc_n;
       summary.last_router_recall = acc_rec / acc_n;
-      acc_loss = acc_lm = acc_aux = acc_rec = 0;
+      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }
@@ -415,6 +439,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     if (out_of_time) break;
   }
   progress.finish();
+  summary.steps_run = step - first_step;
   summary.steps_done = step;
   summary.finished = step >= cfg.steps;
   return summary;

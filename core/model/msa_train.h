@@ -39,6 +39,7 @@ struct TrainConfig {
 
 struct TrainSummary {
   int64_t steps_done = 0;
+  int64_t steps_run = 0;  // in this call (0: the checkpoint was already at the planned steps)
   bool finished = false;
   double last_loss = 0, last_lm = 0, last_aux = 0, last_router_recall = 0;
 };

@@ -72,8 +72,17 @@ TEST(MsaTrain, ResumeIsBitwiseEqualToAnUninterruptedRun) {
   // the log has one line per step and the export is a loadable bf16 model
   std::ifstream log((a / "log.jsonl").string());
   int lines = 0;
-  for (std::string l; std::getline(log, l);) ++lines;
+  for (std::string l; std::getline(log, l);) {
+    ++lines;
+    const auto rec = nlohmann::json::parse(l);
+    ASSERT_TRUE(rec.contains("id_token_acc")) << l;
+    EXPECT_GE(rec["id_token_acc"].get<double>(), 0.0);
+    EXPECT_LE(rec["id_token_acc"].get<double>(), 1.0);
+  }
   EXPECT_EQ(lines, 6);
+  // Already at the planned steps: nothing runs, and the summary says so.
+  EXPECT_EQ(train_msa(full, true).steps_run, 0);
+  EXPECT_EQ(sb.steps_run, 3);
   export_trained_model(a.string(), (a / "model").string());
   auto shipped = Qwen3Model::load((a / "model").string());
   EXPECT_EQ(shipped.config().torch_dtype, "bfloat16");
