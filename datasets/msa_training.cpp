@@ -99,14 +99,15 @@ TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
   key = kv[0];
   const int gold = static_cast<int>(draw(rng, ndocs));
   s.answer = std::to_string(1000000 + draw(rng, 9000000));
-  s.documents[gold] = insert_sentence(rng, s.documents[gold],
-                                      "One of the special magic numbers for " + key + " is: " + s.answer + ".");
+  const std::string needle = "One of the special magic numbers for " + key + " is: " + s.answer + ".";
+  if (cfg.needle_position == "random") s.documents[gold] = insert_sentence(rng, s.documents[gold], needle);
   for (size_t i = 1; i < kv.size(); ++i) {
     int d = static_cast<int>(draw(rng, ndocs));
     s.documents[d] = insert_sentence(rng, s.documents[d],
                                      "One of the special magic numbers for " + kv[i] + " is: " +
                                          std::to_string(1000000 + draw(rng, 9000000)) + ".");
   }
+  if (cfg.needle_position == "end") s.documents[gold] += " " + needle;  // after any distractor
   s.positives = {gold};
   s.question = "What is the special magic number for " + key + " mentioned in the provided text?";
   add_retrieval_round(s, gold);
@@ -139,6 +140,8 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index) {
   if (cfg.min_docs < 2 || cfg.max_docs < cfg.min_docs) throw Error("training data: need 2 <= min_docs <= max_docs");
   if (cfg.doc_words_min > cfg.doc_words) throw Error("training data: need doc_words_min <= doc_words");
+  if (cfg.needle_position != "random" && cfg.needle_position != "end")
+    throw Error("training data: needle_position must be random or end");
   if (cfg.max_doc_id > 0 && cfg.max_doc_id < cfg.max_docs)
     throw Error("training data: max_doc_id must be 0 or at least max_docs");
   std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));

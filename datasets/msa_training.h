@@ -52,6 +52,10 @@ struct TrainingDataConfig {
   // the model learns to name ids as large as a memory of max_doc_id documents has (eval ids are
   // corpus indices). 0: ids 0..ndocs-1.
   int64_t max_doc_id = 0;
+  // Where the gold needle goes in its document: "random" (a sentence boundary) or "end" (last
+  // sentence, next to the trailing "[id]", so the id and the key share a pooled chunk: a curriculum
+  // step for small models that must name the document).
+  std::string needle_position = "random";
   uint64_t seed = 1;
 };
 

@@ -272,6 +272,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
       c.data.doc_words = d.value("doc_words", c.data.doc_words);
       c.data.doc_words_min = d.value("doc_words_min", c.data.doc_words_min);
       c.data.max_doc_id = d.value("max_doc_id", c.data.max_doc_id);
+      c.data.needle_position = d.value("needle_position", c.data.needle_position);
       c.data.seed = d.value("seed", c.data.seed);
     }
     c.steps = j.value("steps", c.steps);
@@ -316,7 +317,8 @@ json TrainConfig::to_json() const {
   return {{"out_dir", out_dir},   {"model", model.to_json()}, {"tokenizer", tokenizer},
           {"data", {{"task", data.task}, {"min_docs", data.min_docs}, {"max_docs", data.max_docs},
                     {"doc_words", data.doc_words}, {"doc_words_min", data.doc_words_min},
-                    {"max_doc_id", data.max_doc_id}, {"seed", data.seed}}},
+                    {"max_doc_id", data.max_doc_id}, {"needle_position", data.needle_position},
+                    {"seed", data.seed}}},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
           {"warmup_steps", warmup_steps}, {"phase1_steps", phase1_steps}, {"aux_loss", aux_loss},

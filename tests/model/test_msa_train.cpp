@@ -100,3 +100,29 @@ TEST(MsaTrain, ConfigErrorsNameTheFile) {
   }
   EXPECT_THROW(TrainConfig::load("/nonexistent/train.json"), Error);
 }
+
+TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
+  TrainingDataConfig d;
+  d.min_docs = 4;
+  d.max_docs = 6;
+  d.max_doc_id = 500;
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto a = make_training_sample(d, i), b = make_training_sample(d, i);
+    EXPECT_EQ(a.documents, b.documents);
+    EXPECT_EQ(a.ids, b.ids);
+    ASSERT_EQ(a.positives.size(), 1u);
+    const int gold = a.positives[0];
+    EXPECT_NE(a.documents[gold].find(a.answer), std::string::npos);
+    EXPECT_EQ(a.response.front().text.rfind("[" + std::to_string(a.ids[gold]) + "]", 0), 0u);  // names the gold id
+  }
+  d.needle_position = "end";
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto s = make_training_sample(d, i);
+    const std::string& doc = s.documents[s.positives[0]];
+    const std::string tail = " is: " + s.answer + ".";
+    ASSERT_GE(doc.size(), tail.size());
+    EXPECT_EQ(doc.substr(doc.size() - tail.size()), tail) << doc;
+  }
+  d.needle_position = "middle";
+  EXPECT_THROW(make_training_sample(d, 0), Error);
+}
