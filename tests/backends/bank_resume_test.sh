@@ -21,7 +21,12 @@ PY
 digest() { (cd "$1" && cat template.bin seg-*.bin | md5sum | cut -d' ' -f1); }
 REF=$(digest "$T/ref")
 
-for delay in 0.6 1.2 1.9 2.7; do
+# Random kill points (seed printed so a failure can be replayed with MSABENCH_FAULT_SEED).
+seed=${MSABENCH_FAULT_SEED:-$RANDOM}
+echo "encode kill seed $seed"
+RANDOM=$seed
+for i in 1 2 3 4 5; do
+  delay=$(awk -v r=$((RANDOM % 271 + 30)) 'BEGIN { printf "%.2f", r / 100 }')  # 0.30-3.00 s
   "$BIN" encode -m "$MODEL" --corpus "$T/corpus.jsonl" -o "$T/killed" --segment-docs 6 -q >/dev/null 2>&1 &
   pid=$!
   sleep "$delay"
