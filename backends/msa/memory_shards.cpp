@@ -69,7 +69,6 @@ struct ShardedBank::State {
   std::vector<int64_t> mine;               // global id of every local document, ascending
   std::vector<int64_t> owner, doc_chunks;  // per global document
   std::vector<int64_t> local_of;           // global id -> local index, -1 elsewhere
-  torch::Tensor chunk_doc;                 // local chunk -> local document
 
   void send_header(std::initializer_list<int64_t> h) {
     auto t = torch::zeros({kHeader}, torch::kInt64);
@@ -199,17 +198,9 @@ struct ShardedBank::State {
       const ShardBankOptions b = bank_options_from_json(
           nlohmann::json::parse(std::string(reinterpret_cast<const char*>(meta_t.data_ptr<uint8_t>()), M)));
       bank = MemoryBank();  // the previous corpus's shard goes before the next one is built
-      chunk_doc = torch::Tensor();
       if (b.corpus_dir.empty()) bank = model->encode_memory(local, tpl_ids);
       else if (open_sub_bank(b, local, tpl_ids)) status = kReused;
-      chunk_doc = torch::tensor(bank.chunk_doc, torch::kInt64);
-      if (b.key_dtype) {
-        // As the unsharded backend: the scan layout in the chosen precision, tensor copy released.
-        bank.router_index = build_router_indexes(bank, o.similarity == RoutingSimilarity::Cosine, *b.key_dtype);
-        bank.index_doc_end = bank_doc_end(bank);
-        if (model->base().config().msa->decouple_router && o.head_reduce == Reduce::Mean)
-          for (auto& t : bank.router_k) t = torch::Tensor();
-      }
+      if (b.key_dtype) use_scan_layout(bank, *model, *b.key_dtype);
     } catch (const std::exception& e) {
       err = e.what();
       if (group.rank() != 0) std::fprintf(stderr, "shard %d: indexing failed: %s\n", group.rank(), e.what());
@@ -228,17 +219,9 @@ struct ShardedBank::State {
     }
     group.broadcast(q);
     group.broadcast(mask);
-    const auto& o = model->options();
-    const bool indexed = slot < static_cast<int>(bank.router_index.size()) && bank.router_index[slot] &&
-                         o.head_reduce == Reduce::Mean;  // the condition of unsharded prefill
-    torch::Tensor local;
-    if (mine.empty()) local = torch::empty({B, 0}, torch::kFloat32);
-    else if (indexed)
-      local = index_document_scores(o, q, mask.to(torch::kBool), *bank.router_index[slot], bank.index_doc_end,
-                                    at::get_num_threads());
-    else
-      local = model->document_scores(q, mask.to(torch::kBool), bank.router_k.at(slot), chunk_doc,
-                                     static_cast<int64_t>(mine.size()));
+    // The same scoring as unsharded prefill, over this rank's documents.
+    auto local = mine.empty() ? torch::empty({B, 0}, torch::kFloat32)
+                              : model->bank_document_scores(bank, slot, q, mask.to(torch::kBool));
     group.global_top_k(local, mine, static_cast<int>(k), ids, scores);
   }
 

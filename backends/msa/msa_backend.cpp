@@ -191,13 +191,7 @@ class MsaBackend : public Backend {
       }
       if (!loaded) bank_ = encode_bank(*model_, docs, template_, fp, dir, segment_docs_, {}, plan.content_mmap);
     }
-    if (key_dtype_ && shard_opt_.world == 1) {  // shards build theirs in ShardedBank::index
-      // Routing reads the scan layout in the chosen precision; the tensor copy is released.
-      bank_.router_index = build_router_indexes(bank_, routes_by_cosine(), *key_dtype_);
-      bank_.index_doc_end = bank_doc_end(bank_);
-      if (model_->base().config().msa->decouple_router && model_->options().head_reduce == Reduce::Mean)
-        for (auto& t : bank_.router_k) t = torch::Tensor();
-    }
+    if (key_dtype_ && shard_opt_.world == 1) use_scan_layout(bank_, *model_, *key_dtype_);  // shards: per rank
     st.documents = static_cast<int64_t>(docs.size());
     st.seconds = since(t0);
     st.stage_seconds["encode"] = st.seconds;
@@ -389,7 +383,6 @@ class MsaBackend : public Backend {
   std::optional<KeyDtype> key_dtype_;
   int64_t ram_budget_ = 0, gpu_budget_ = 0;
   std::string content_tier_ = "auto";
-  bool routes_by_cosine() const { return model_->options().similarity == RoutingSimilarity::Cosine; }
   int64_t threads_ = 2;
   std::unique_ptr<MsaModel> model_;
   ShardOptions shard_opt_;

@@ -487,6 +487,17 @@ void MsaModel::top_k_documents(const torch::Tensor& doc_scores, int k, std::vect
   }
 }
 
+torch::Tensor MsaModel::bank_document_scores(const MemoryBank& bank, int slot, const torch::Tensor& q_router,
+                                             const torch::Tensor& routing_mask) const {
+  if (slot < static_cast<int>(bank.router_index.size()) && bank.router_index[slot] && opt_.head_reduce == Reduce::Mean)
+    return index_document_scores(opt_, q_router, routing_mask, *bank.router_index[slot], bank.index_doc_end,
+                                 at::get_num_threads());
+  // A view of the bank's chunk -> document map (document_scores copies tiles of it to the device).
+  auto chunk_doc = torch::from_blob(const_cast<int64_t*>(bank.chunk_doc.data()),
+                                    {static_cast<int64_t>(bank.chunk_doc.size())}, torch::kInt64);
+  return document_scores(q_router, routing_mask, bank.router_k.at(slot), chunk_doc, bank.num_docs());
+}
+
 torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<PromptTokens>& prompts, MsaCache& cache,
                                 std::vector<LayerRouting>* routing, RoutingProvider* router,
                                 PrefillStats* stats) const {
@@ -521,7 +532,6 @@ torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<Prompt
   ids = ids.to(dev);
   valid = valid.to(dev);
   positions = positions.to(dev);
-  auto chunk_doc = torch::tensor(bank.chunk_doc, torch::kInt64).to(dev);
 
   cache.k.assign(cfg.num_hidden_layers, {});
   cache.v.assign(cfg.num_hidden_layers, {});
@@ -555,11 +565,7 @@ torch::Tensor MsaModel::prefill(const MemoryBank& bank, const std::vector<Prompt
         router->route(slot, q_router, routing_mask, opt_.doc_top_k, lr);
         st.score_s += since(t_route);
       } else {
-        const bool indexed = slot < static_cast<int>(bank.router_index.size()) && bank.router_index[slot] &&
-                             opt_.head_reduce == Reduce::Mean;
-        auto scores = indexed ? index_document_scores(opt_, q_router, routing_mask, *bank.router_index[slot],
-                                                      bank.index_doc_end, at::get_num_threads())
-                              : document_scores(q_router, routing_mask, bank.router_k[slot], chunk_doc, bank.num_docs());
+        auto scores = bank_document_scores(bank, slot, q_router, routing_mask);
         st.score_s += since(t_route);
         auto t_topk = Clock::now();
         top_k_documents(scores, opt_.doc_top_k, lr.doc_ids, lr.scores);

@@ -154,6 +154,10 @@ class MsaModel {
   // (fp32; documents without chunks get the lowest float).
   torch::Tensor document_scores(const torch::Tensor& q_router, const torch::Tensor& routing_mask,
                                 const torch::Tensor& router_k, const torch::Tensor& chunk_doc, int64_t num_docs) const;
+  // Document scores [B, N] of one bank slot: the bank's scan layout when it has one for the slot
+  // (head mean), else document_scores over its router-key tensor.
+  torch::Tensor bank_document_scores(const MemoryBank& bank, int slot, const torch::Tensor& q_router,
+                                     const torch::Tensor& routing_mask) const;
   // Top-k' = min(k, N) per row, ties to the lower document id.
   static void top_k_documents(const torch::Tensor& doc_scores, int k, std::vector<std::vector<int64_t>>& ids,
                               std::vector<std::vector<double>>& scores);

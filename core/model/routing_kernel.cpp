@@ -483,6 +483,14 @@ std::vector<std::shared_ptr<const RouterKeyIndex>> build_router_indexes(const Me
   return out;
 }
 
+void use_scan_layout(MemoryBank& bank, const MsaModel& model, KeyDtype dt) {
+  const auto& o = model.options();
+  bank.router_index = build_router_indexes(bank, o.similarity == RoutingSimilarity::Cosine, dt);
+  bank.index_doc_end = bank_doc_end(bank);
+  if (model.base().config().msa->decouple_router && o.head_reduce == Reduce::Mean)
+    for (auto& t : bank.router_k) t = torch::Tensor();
+}
+
 double memory_read_bandwidth(int64_t bytes, int threads, int reps) {
   const int64_t n = bytes / 4 / 64 * 64;
   threads = std::max(1, threads);

@@ -77,6 +77,9 @@ std::vector<std::shared_ptr<const RouterKeyIndex>> build_router_indexes(const Me
                                                                       KeyDtype dt);
 // Exclusive end chunk of every document of a bank.
 std::vector<int64_t> bank_doc_end(const MemoryBank& bank);
+// Switches a bank's routing to the scan layout in precision dt (normalised keys when the model
+// routes by cosine) and releases the router-key tensors where routing no longer reads them.
+void use_scan_layout(MemoryBank& bank, const MsaModel& model, KeyDtype dt);
 
 // Tests: run the portable kernels even where AVX-512 is available (same results: fp32 up to
 // summation order, int8 exactly).
