@@ -19,7 +19,7 @@ cmd=(build/msabench run -b "$base" -b "$base,key_dtype=fp32" -b "$base,key_dtype
 python3 - "$RUN/out" "$OUT" "${cmd[*]}" <<'PY'
 import collections, glob, json, sys
 out, dest, command = sys.argv[1], sys.argv[2], sys.argv[3]
-by = collections.defaultdict(dict)  # size -> variant -> {query_id: [layer top-k lists]}
+by = collections.defaultdict(dict)  # size -> variant -> {query_id: [top-k list per router layer]}
 gold = {}
 for path in glob.glob(out + "/cells/*.json"):
     cell = json.load(open(path))
@@ -31,12 +31,12 @@ for path in glob.glob(out + "/cells/*.json"):
         routing = r["detail"]["calls"][0]["routing"]
         lists[r["query_id"]] = [[str(d) for d in layer["doc_ids"]] for layer in routing]
         gold[(size, r["query_id"])] = set(r["gold_doc_ids"])
-    by[size][variant] = (lists, cell["records"])
+    by[size][variant] = lists
 result = {"command": command, "model": "msa-small (shipped)", "dataset": "niah_single_1", "sizes": {}}
 for size, variants in sorted(by.items(), key=lambda kv: str(kv[0])):
-    torch_lists = variants["torch"][0]
+    torch_lists = variants["torch"]
     rows = {}
-    for variant, (lists, records) in sorted(variants.items()):
+    for variant, lists in sorted(variants.items()):
         overlap, recall, n = 0.0, 0, 0  # per (query, router layer)
         for qid, layers in lists.items():
             for li, ids in enumerate(layers):
