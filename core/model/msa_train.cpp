@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/io.h"
@@ -32,6 +33,7 @@ struct Tokenized {
   std::vector<int> roles;        // per active token
   std::vector<int64_t> labels;   // per active token: next-token target or -100
   std::vector<uint8_t> id_target;  // per active token: its target is a token of a retrieval step "[i]..."
+  std::vector<uint8_t> answer_target;  // per active token: its target is a token of the answer value
   int64_t template_len = 0;
   std::vector<int> positives;
 };
@@ -45,14 +47,18 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
   Tokenized t;
   for (size_t i = 0; i < s.documents.size(); ++i)
     t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
-  std::vector<uint8_t> in_id;
+  std::vector<uint8_t> in_id, in_answer;
   auto append = [&](const std::string& text, int role, bool trained) {
     const bool id_step = trained && !text.empty() && text[0] == '[';
-    for (auto id : enc(tok, text)) {
-      t.active.push_back(id);
+    const bool answer = trained && text.rfind(interleave::kAnswerPrefix, 0) == 0;
+    const auto value_begin = static_cast<int64_t>(enc(tok, answer ? interleave::kAnswerPrefix : "").size());
+    const auto ids = enc(tok, text);
+    for (size_t k = 0; k < ids.size(); ++k) {
+      t.active.push_back(ids[k]);
       t.roles.push_back(role);
-      t.labels.push_back(trained ? id : -100);  // shifted below
+      t.labels.push_back(trained ? ids[k] : -100);  // shifted below
       in_id.push_back(id_step);
+      in_answer.push_back(answer && static_cast<int64_t>(k) >= value_begin && k + 1 < ids.size());  // not <|im_end|>
     }
   };
   append(interleave::kTemplateHead, -2, false);
@@ -64,9 +70,11 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
   // label[t] = target of the prediction made at t, i.e. token t+1 when that token is trained.
   std::vector<int64_t> shifted(t.labels.size(), -100);
   t.id_target.assign(t.labels.size(), 0);
+  t.answer_target.assign(t.labels.size(), 0);
   for (size_t i = 0; i + 1 < t.labels.size(); ++i) {
     shifted[i] = t.labels[i + 1];
     t.id_target[i] = in_id[i + 1];
+    t.answer_target[i] = in_answer[i + 1];
   }
   t.labels = std::move(shifted);
   t.positives = s.positives;
@@ -77,6 +85,7 @@ struct SampleLoss {
   torch::Tensor lm, aux;
   double router_recall = 0;  // mean over router layers: top-1 document is a positive
   double id_accuracy = 0;    // greedy next-token accuracy on the retrieval-step tokens ("[12]<|object_ref_end|>")
+  double answer_accuracy = 0;  // the same on the answer value's tokens
   int64_t tokens = 0;
 };
 
@@ -221,14 +230,18 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   {
     torch::NoGradGuard ng;
     auto pred = logits.argmax(-1);
-    int64_t hit = 0, n = 0;
     auto pa = pred.accessor<int64_t, 1>();
-    for (int64_t i = 0; i < La; ++i)
-      if (t.id_target[i]) {
-        ++n;
-        hit += pa[i] == t.labels[i];
-      }
-    r.id_accuracy = n ? static_cast<double>(hit) / n : 0;
+    auto accuracy = [&](const std::vector<uint8_t>& which) {
+      int64_t hit = 0, n = 0;
+      for (int64_t i = 0; i < La; ++i)
+        if (which[i]) {
+          ++n;
+          hit += pa[i] == t.labels[i];
+        }
+      return n ? static_cast<double>(hit) / n : 0.0;
+    };
+    r.id_accuracy = accuracy(t.id_target);
+    r.answer_accuracy = accuracy(t.answer_target);
   }
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
   r.router_recall = router_count ? recall_sum / router_count : 0;
@@ -248,6 +261,33 @@ std::vector<torch::Tensor*> parameters(Qwen3Model& m) {
   return p;
 }
 
+// Copies init_from's weights into a freshly initialised model (see TrainConfig::init_from).
+void warm_start(Qwen3Model& model, const std::string& init_from) {
+  Qwen3Model src = Qwen3Model::load(init_from);
+  auto dst_params = parameters(model), src_params = parameters(src);
+  if (dst_params.size() != src_params.size())
+    throw Error("train: init_from " + init_from + " has " + std::to_string(src_params.size()) +
+                " weight tensors, this model " + std::to_string(dst_params.size()) + " (different architecture)");
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < dst_params.size(); ++i) {
+    auto& d = *dst_params[i];
+    auto s = src_params[i]->to(d.dtype());
+    const bool grown_rows = dst_params[i] == &model.embed_tokens && s.dim() == 2 && d.size(1) == s.size(1) &&
+                            s.size(0) <= d.size(0);
+    if (s.sizes() == d.sizes()) {
+      d.copy_(s);
+    } else if (grown_rows) {
+      d.narrow(0, 0, s.size(0)).copy_(s);
+    } else {
+      std::ostringstream a, b;
+      a << s.sizes();
+      b << d.sizes();
+      throw Error("train: init_from " + init_from + ": weight tensor " + std::to_string(i) + " has shape " + a.str() +
+                  ", this model needs " + b.str());
+    }
+  }
+}
+
 double lr_at(const TrainConfig& c, int64_t step) {
   if (step < c.warmup_steps) return c.lr * (step + 1) / c.warmup_steps;
   const double prog = std::min(1.0, static_cast<double>(step - c.warmup_steps) / std::max<int64_t>(1, c.steps - c.warmup_steps));
@@ -255,6 +295,37 @@ double lr_at(const TrainConfig& c, int64_t step) {
 }
 
 }  // namespace
+
+namespace {
+TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
+  c.task = d.value("task", c.task);
+  c.min_docs = d.value("min_docs", c.min_docs);
+  c.max_docs = d.value("max_docs", c.max_docs);
+  c.doc_words = d.value("doc_words", c.doc_words);
+  c.doc_words_min = d.value("doc_words_min", c.doc_words_min);
+  c.max_doc_id = d.value("max_doc_id", c.max_doc_id);
+  c.needle_position = d.value("needle_position", c.needle_position);
+  c.seed = d.value("seed", c.seed);
+  return c;
+}
+json data_json(const TrainingDataConfig& d) {
+  return {{"task", d.task}, {"min_docs", d.min_docs}, {"max_docs", d.max_docs}, {"doc_words", d.doc_words},
+          {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"needle_position", d.needle_position},
+          {"seed", d.seed}};
+}
+}  // namespace
+
+const TrainingDataConfig& TrainConfig::data_at(int64_t step) const {
+  for (const auto& st : curriculum)
+    if (step < st.until_step) return st.data;
+  return data;
+}
+
+int TrainConfig::batch_at(int64_t step) const {
+  for (const auto& st : curriculum)
+    if (step < st.until_step) return st.batch;
+  return batch;
+}
 
 TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   TrainConfig c;
@@ -264,16 +335,18 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     if (!c.model.msa) throw Error("model.model_type must be \"msa\"");
     c.out_dir = j.at("out_dir").get<std::string>();
     c.tokenizer = j.value("tokenizer", c.tokenizer);
-    if (j.contains("data")) {
-      const auto& d = j["data"];
-      c.data.task = d.value("task", c.data.task);
-      c.data.min_docs = d.value("min_docs", c.data.min_docs);
-      c.data.max_docs = d.value("max_docs", c.data.max_docs);
-      c.data.doc_words = d.value("doc_words", c.data.doc_words);
-      c.data.doc_words_min = d.value("doc_words_min", c.data.doc_words_min);
-      c.data.max_doc_id = d.value("max_doc_id", c.data.max_doc_id);
-      c.data.needle_position = d.value("needle_position", c.data.needle_position);
-      c.data.seed = d.value("seed", c.data.seed);
+    c.init_from = j.value("init_from", c.init_from);
+    if (j.contains("data")) c.data = parse_data(j["data"], c.data);
+    if (j.contains("curriculum")) {
+      int64_t prev = 0;
+      for (const auto& st : j.at("curriculum")) {
+        DataStage d{st.at("until_step").get<int64_t>(), parse_data(st.value("data", json::object()), c.data),
+                    st.value("batch", j.value("batch", c.batch))};
+        if (d.batch < 1) throw Error("curriculum: batch must be >= 1");
+        if (d.until_step <= prev) throw Error("curriculum: until_step must increase (got " + std::to_string(d.until_step) + ")");
+        prev = d.until_step;
+        c.curriculum.push_back(d);
+      }
     }
     c.steps = j.value("steps", c.steps);
     c.batch = j.value("batch", c.batch);
@@ -314,17 +387,18 @@ TrainConfig TrainConfig::load(const std::string& path) {
 }
 
 json TrainConfig::to_json() const {
-  return {{"out_dir", out_dir},   {"model", model.to_json()}, {"tokenizer", tokenizer},
-          {"data", {{"task", data.task}, {"min_docs", data.min_docs}, {"max_docs", data.max_docs},
-                    {"doc_words", data.doc_words}, {"doc_words_min", data.doc_words_min},
-                    {"max_doc_id", data.max_doc_id}, {"needle_position", data.needle_position},
-                    {"seed", data.seed}}},
+  return {{"out_dir", out_dir},   {"model", model.to_json()}, {"tokenizer", tokenizer}, {"init_from", init_from},
+          {"data", data_json(data)},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
           {"warmup_steps", warmup_steps}, {"phase1_steps", phase1_steps}, {"aux_loss", aux_loss},
           {"tau", tau},           {"train_top_k", train_top_k}, {"save_every", save_every},
           {"log_every", log_every}, {"seed", seed},           {"threads", threads},
-          {"max_seconds", max_seconds}};
+          {"max_seconds", max_seconds}, {"curriculum", [this] {
+             json a = json::array();
+             for (const auto& st : curriculum) a.push_back({{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch}});
+             return a;
+           }()}};
 }
 
 TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
@@ -344,6 +418,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   int64_t step = 0;
   Qwen3Model model = fs::exists(ck / "trainer_state.json") ? Qwen3Model::load(ck.string())
                                                            : Qwen3Model::random_init(cfg.model, cfg.seed);
+  if (!fs::exists(ck / "trainer_state.json") && !cfg.init_from.empty()) warm_start(model, cfg.init_from);
   if (fs::exists(ck / "trainer_state.json")) {
     json st = json::parse(read_file((ck / "trainer_state.json").string()));
     step = st.at("step").get<int64_t>();
@@ -382,7 +457,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   Progress progress("train", cfg.steps, "steps", !quiet);
   progress.resume_from(step);
   const auto t_start = std::chrono::steady_clock::now();
-  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0;
+  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -391,16 +466,18 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     const double lr = lr_at(cfg, step);
     for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     adam.zero_grad();
-    for (int b = 0; b < cfg.batch; ++b) {
-      TrainingSample s = make_training_sample(cfg.data, static_cast<uint64_t>(step) * cfg.batch + b);
+    const int batch = cfg.batch_at(step);
+    for (int b = 0; b < batch; ++b) {
+      TrainingSample s = make_training_sample(cfg.data_at(step), static_cast<uint64_t>(step) * batch + b);
       SampleLoss l = sample_loss(model, opt, cfg, tokenize(*tok, s));
-      auto loss = (w_lm * l.lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / cfg.batch;
+      auto loss = (w_lm * l.lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / batch;
       loss.backward();
-      acc_loss += loss.item<double>() * cfg.batch;
+      acc_loss += loss.item<double>() * batch;
       acc_lm += l.lm.item<double>();
       acc_aux += l.aux.item<double>();
       acc_rec += l.router_recall;
       acc_id += l.id_accuracy;
+      acc_ans += l.answer_accuracy;
       acc_tokens += l.tokens;
       ++acc_n;
     }
@@ -419,19 +496,22 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
                   {"aux_loss", acc_aux / acc_n},
                   {"router_top1", acc_rec / acc_n},
                   {"id_token_acc", acc_id / acc_n},
+                  {"answer_token_acc", acc_ans / acc_n},
                   {"grad_norm", norm},
                   {"tokens_per_s", acc_tokens / std::max(secs, 1e-9)}};
       log << rec.dump() << "\n";
       log.flush();
       if (!quiet)
-        std::fprintf(stderr, "\nstep %lld loss %.4f lm %.4f aux %.4f router@1 %.2f id-acc %.2f %.0f tok/s\n",
+        std::fprintf(stderr, "\nstep %lld loss %.4f lm %.4f aux %.4f router@1 %.2f id-acc %.2f answer-acc %.2f %.0f tok/s\n",
                      (long long)step, acc_loss / acc_n, acc_lm / acc_n, acc_aux / acc_n, acc_rec / acc_n, acc_id / acc_n,
-                     acc_tokens / std::max(secs, 1e-9));
+                     acc_ans / acc_n, acc_tokens / std::max(secs, 1e-9));
       summary.last_loss = acc_loss / acc_n;
       summary.last_lm = acc_lm / acc_n;
       summary.last_aux = acc_aux / acc_n;
       summary.last_router_recall = acc_rec / acc_n;
-      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = 0;
+      summary.last_id_acc = acc_id / acc_n;
+      summary.last_answer_acc = acc_ans / acc_n;
+      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

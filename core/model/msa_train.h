@@ -6,6 +6,7 @@
 // Checkpoints (model + AdamW state + step) make training resumable and deterministic.
 #pragma once
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,7 +19,22 @@ struct TrainConfig {
   std::string out_dir;                 // checkpoint/, log.jsonl
   ModelConfig model;                   // architecture (model_type msa)
   std::string tokenizer = "bytes";
+  // Warm start (used only when out_dir has no checkpoint yet): a model or checkpoint directory whose
+  // weights initialise this run. Every tensor must have this config's shape, except that the
+  // embedding may have fewer rows (a tokenizer that adds tokens); the new rows keep their random init.
+  std::string init_from;
   TrainingDataConfig data;
+  // Data curriculum: steps before until_step draw samples from that stage's data (the base "data"
+  // with the stage's overrides) and use the stage's batch (default: "batch"); steps past every
+  // stage use "data" and "batch". Stages are in increasing order of until_step.
+  struct DataStage {
+    int64_t until_step = 0;
+    TrainingDataConfig data;
+    int batch = 1;
+  };
+  std::vector<DataStage> curriculum;
+  const TrainingDataConfig& data_at(int64_t step) const;
+  int batch_at(int64_t step) const;
   int64_t steps = 1000;
   int batch = 1;                       // samples per optimizer step (gradient accumulation)
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.01, clip_norm = 1.0;
@@ -41,7 +57,7 @@ struct TrainSummary {
   int64_t steps_done = 0;
   int64_t steps_run = 0;  // in this call (0: the checkpoint was already at the planned steps)
   bool finished = false;
-  double last_loss = 0, last_lm = 0, last_aux = 0, last_router_recall = 0;
+  double last_loss = 0, last_lm = 0, last_aux = 0, last_router_recall = 0, last_id_acc = 0, last_answer_acc = 0;
 };
 
 // Trains from scratch, or resumes from out_dir/checkpoint when present.

@@ -1,8 +1,50 @@
 #include "core/tokenizer/byte_tokenizer.h"
 
+#include <charconv>
+
 #include "core/error.h"
 
 namespace msabench {
+
+ByteTokenizer::ByteTokenizer(int32_t id_tokens) : id_tokens_(id_tokens) {
+  if (id_tokens < 0 || id_tokens > kMaxIdTokens)
+    throw Error("bytes tokenizer: id token count " + std::to_string(id_tokens) + " outside [0, " +
+                std::to_string(kMaxIdTokens) + "]");
+}
+
+std::optional<int32_t> ByteTokenizer::parse_spec(std::string_view spec) {
+  if (spec == "bytes") return 0;
+  constexpr std::string_view prefix = "bytes+ids:";
+  if (spec.substr(0, prefix.size()) != prefix) return std::nullopt;
+  const std::string_view num = spec.substr(prefix.size());
+  int32_t n = 0;
+  auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
+  if (ec != std::errc() || end != num.data() + num.size() || num.empty() || n < 1 || n > kMaxIdTokens)
+    throw Error("tokenizer spec '" + std::string(spec) + "': expected bytes+ids:N with 1 <= N <= " +
+                std::to_string(kMaxIdTokens));
+  return n;
+}
+
+std::string ByteTokenizer::name() const {
+  return id_tokens_ ? "bytes+ids:" + std::to_string(id_tokens_) : "bytes";
+}
+
+size_t ByteTokenizer::match_id(std::string_view text, size_t pos, int32_t& id) const {
+  size_t j = pos + 1;
+  int64_t v = 0;
+  while (j < text.size() && j - pos <= 8 && text[j] >= '0' && text[j] <= '9') v = v * 10 + (text[j++] - '0');
+  const size_t digits = j - pos - 1;
+  if (digits == 0 || j >= text.size() || text[j] != ']') return 0;
+  if (digits > 1 && text[pos + 1] == '0') return 0;  // "[07]" is text, not id 7
+  if (v >= id_tokens_) return 0;
+  id = static_cast<int32_t>(v);
+  return j + 1 - pos;
+}
+
+void ByteTokenizer::out_of_range(int32_t id) const {
+  throw Error(name() + " tokenizer: token id " + std::to_string(id) + " out of range [0, " +
+              std::to_string(vocab_size()) + ")");
+}
 
 template <class Sink>
 void ByteTokenizer::encode_into(std::string_view text, bool allow_special, Sink&& sink) const {
@@ -19,6 +61,14 @@ void ByteTokenizer::encode_into(std::string_view text, bool allow_special, Sink&
         }
       }
       if (matched) continue;
+    }
+    if (allow_special && id_tokens_ && text[i] == '[') {
+      int32_t id = 0;
+      if (const size_t n = match_id(text, i, id)) {
+        sink(kFirstIdToken + id);
+        i += n;
+        continue;
+      }
     }
     sink(static_cast<int32_t>(static_cast<unsigned char>(text[i])));
     ++i;
@@ -47,9 +97,10 @@ std::string ByteTokenizer::decode(const std::vector<int32_t>& ids, bool skip_spe
       out.push_back(static_cast<char>(id));
     } else if (is_special(id)) {
       if (!skip_special) out += kSpecialTokens[static_cast<size_t>(id - 256)];
+    } else if (id >= kFirstIdToken && id < vocab_size()) {
+      out += "[" + std::to_string(id - kFirstIdToken) + "]";
     } else {
-      throw Error("bytes tokenizer: token id " + std::to_string(id) + " out of range [0, " +
-                  std::to_string(kVocabSize) + ")");
+      out_of_range(id);
     }
   }
   return out;
@@ -59,14 +110,16 @@ std::optional<int32_t> ByteTokenizer::token_id(std::string_view token) const {
   if (token.size() == 1) return static_cast<int32_t>(static_cast<unsigned char>(token[0]));
   for (size_t s = 0; s < kSpecialTokens.size(); ++s)
     if (token == kSpecialTokens[s]) return 256 + static_cast<int32_t>(s);
+  int32_t id = 0;
+  if (id_tokens_ && !token.empty() && token[0] == '[' && match_id(token, 0, id) == token.size()) return kFirstIdToken + id;
   return std::nullopt;
 }
 
 std::string ByteTokenizer::token_text(int32_t id) const {
   if (id >= 0 && id < 256) return std::string(1, static_cast<char>(id));
   if (is_special(id)) return kSpecialTokens[static_cast<size_t>(id - 256)];
-  throw Error("bytes tokenizer: token id " + std::to_string(id) + " out of range [0, " +
-              std::to_string(kVocabSize) + ")");
+  if (id >= kFirstIdToken && id < vocab_size()) return "[" + std::to_string(id - kFirstIdToken) + "]";
+  out_of_range(id);
 }
 
 }  // namespace msabench

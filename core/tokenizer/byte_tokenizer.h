@@ -3,6 +3,12 @@
 //   256 <|endoftext|>   257 <|im_start|>   258 <|im_end|>
 //   259 <|object_ref_start|>   260 <|object_ref_end|>   261 <End-of-Retrieve>   (MSA interleave markers)
 // encode/decode round-trips any byte string exactly (no UTF-8 requirement).
+//
+// "bytes+ids:N" adds N document-id tokens after the specials: id 262+i is the text "[i]" for
+// i < N. MSA models name memory documents as "[i]" (msa-reference.md §9); one token per id lets a
+// small model copy a document's id as one vector instead of spelling digits it must first order
+// (see backends/msa/msa-small/README.md). Like the specials, id tokens match only with
+// allow_special=true; "[i]" is matched when i is written without leading zeros and i < N.
 #pragma once
 #include <array>
 
@@ -22,12 +28,20 @@ class ByteTokenizer : public TextTokenizer {
                                                                 "<|im_end|>",          "<|object_ref_start|>",
                                                                 "<|object_ref_end|>", "<End-of-Retrieve>"};
   static constexpr int32_t kVocabSize = 256 + static_cast<int32_t>(kSpecialTokens.size());
+  static constexpr int32_t kFirstIdToken = kVocabSize;
+  static constexpr int32_t kMaxIdTokens = 1 << 20;
 
-  std::string name() const override { return "bytes"; }
+  // id_tokens: N of "bytes+ids:N" (0 = plain "bytes").
+  explicit ByteTokenizer(int32_t id_tokens = 0);
+  // "bytes" or "bytes+ids:N" -> N (0 for "bytes"); nullopt when spec is neither.
+  static std::optional<int32_t> parse_spec(std::string_view spec);
+
+  std::string name() const override;
+  int32_t id_tokens() const { return id_tokens_; }
   std::vector<int32_t> encode(std::string_view text, bool allow_special = true) const override;
   int64_t count(std::string_view text, bool allow_special = true) const override;
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const override;
-  int32_t vocab_size() const override { return kVocabSize; }
+  int32_t vocab_size() const override { return kVocabSize + id_tokens_; }
   // Single bytes are addressed by their one-byte string; specials by their text.
   std::optional<int32_t> token_id(std::string_view token) const override;
   std::string token_text(int32_t id) const override;
@@ -36,6 +50,11 @@ class ByteTokenizer : public TextTokenizer {
  private:
   template <class Sink>
   void encode_into(std::string_view text, bool allow_special, Sink&& sink) const;
+  // Length of an id token "[i]" at text[pos] (and i), or 0.
+  size_t match_id(std::string_view text, size_t pos, int32_t& id) const;
+  [[noreturn]] void out_of_range(int32_t id) const;
+
+  int32_t id_tokens_ = 0;
 };
 
 }  // namespace msabench

@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 namespace msabench {
 
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& spec) {
-  if (spec == "bytes") return std::make_unique<ByteTokenizer>();
+  if (auto ids = ByteTokenizer::parse_spec(spec)) return std::make_unique<ByteTokenizer>(*ids);
   std::error_code ec;
   fs::path p(spec);
   if (fs::is_directory(p, ec)) {

@@ -76,6 +76,7 @@ TEST(MsaTrain, ResumeIsBitwiseEqualToAnUninterruptedRun) {
     ++lines;
     const auto rec = nlohmann::json::parse(l);
     ASSERT_TRUE(rec.contains("id_token_acc")) << l;
+    ASSERT_TRUE(rec.contains("answer_token_acc")) << l;
     EXPECT_GE(rec["id_token_acc"].get<double>(), 0.0);
     EXPECT_LE(rec["id_token_acc"].get<double>(), 1.0);
   }
@@ -87,6 +88,55 @@ TEST(MsaTrain, ResumeIsBitwiseEqualToAnUninterruptedRun) {
   auto shipped = Qwen3Model::load((a / "model").string());
   EXPECT_EQ(shipped.config().torch_dtype, "bfloat16");
   EXPECT_TRUE(fs::exists(a / "model" / "tokenizer_spec.json"));
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+// Warm start into a model whose tokenizer adds id tokens: old weights are copied, the new
+// embedding rows keep their init; a curriculum stage changes data and batch for its steps.
+TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
+  auto a = tmp("src"), b = tmp("warm");
+  TrainConfig src = tiny_train(a.string());
+  src.steps = 2;
+  train_msa(src, true);
+  TrainConfig warm = tiny_train(b.string());
+  warm.tokenizer = "bytes+ids:40";
+  warm.model.vocab_size = 302;
+  warm.init_from = (a / "checkpoint").string();
+  warm.data.max_doc_id = 40;
+  TrainConfig::DataStage st;
+  st.until_step = 2;
+  st.data = warm.data;
+  st.data.min_docs = st.data.max_docs = 2;
+  st.batch = 1;
+  warm.curriculum = {st};
+  EXPECT_EQ(warm.batch_at(1), 1);
+  EXPECT_EQ(warm.batch_at(2), 2);
+  EXPECT_EQ(warm.data_at(0).max_docs, 2);
+  EXPECT_EQ(warm.data_at(5).max_docs, 5);
+  const auto round = TrainConfig::from_json(warm.to_json(), "warm.json");
+  ASSERT_EQ(round.curriculum.size(), 1u);
+  EXPECT_EQ(round.curriculum[0].batch, 1);
+  EXPECT_EQ(round.curriculum[0].data.max_docs, 2);
+  EXPECT_EQ(round.init_from, warm.init_from);
+  warm.steps = 1;  // one step: compare against the source before the weights move far
+  train_msa(warm, true);
+  auto ms = Qwen3Model::load((a / "checkpoint").string()), mw = Qwen3Model::load((b / "checkpoint").string());
+  ASSERT_EQ(mw.embed_tokens.size(0), 302);
+  // one AdamW step moves each weight by at most about lr
+  EXPECT_LT((mw.layers[1].router_q_proj - ms.layers[1].router_q_proj).abs().max().item<double>(), 2 * warm.lr);
+  EXPECT_LT((mw.embed_tokens.narrow(0, 0, 262) - ms.embed_tokens).abs().max().item<double>(), 2 * warm.lr);
+  // a source with another architecture is refused, naming it
+  TrainConfig bad = tiny_train(tmp("bad").string());
+  bad.model.hidden_size = 16;
+  bad.init_from = (a / "checkpoint").string();
+  try {
+    train_msa(bad, true);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(a.string()), std::string::npos) << e.what();
+  }
+  fs::remove_all(bad.out_dir);
   fs::remove_all(a);
   fs::remove_all(b);
 }

@@ -70,3 +70,31 @@ TEST(ByteTokenizer, CounterFactory) {
   auto t = load_tokenizer("bytes");
   EXPECT_EQ(t->name(), "bytes");
 }
+
+TEST(ByteTokenizer, DocumentIdTokens) {
+  ByteTokenizer t(100);
+  EXPECT_EQ(t.name(), "bytes+ids:100");
+  EXPECT_EQ(t.vocab_size(), 362);
+  // "[i]" with i < 100 is one token; out of range, leading zeros, and non-digits stay bytes
+  EXPECT_EQ(t.encode("[0][42]<|object_ref_end|>"), (std::vector<int32_t>{262, 304, 260}));
+  EXPECT_EQ(t.encode("[100]"), (std::vector<int32_t>{'[', '1', '0', '0', ']'}));
+  EXPECT_EQ(t.encode("[07]"), (std::vector<int32_t>{'[', '0', '7', ']'}));
+  EXPECT_EQ(t.encode("[a][]["), (std::vector<int32_t>{'[', 'a', ']', '[', ']', '['}));
+  EXPECT_EQ(t.encode("[5]", false), (std::vector<int32_t>{'[', '5', ']'}));  // like specials: plain text
+  EXPECT_EQ(t.count("x[5]. y[5]"), 6);
+  EXPECT_EQ(t.decode({257, 267, '.', 258}), "<|im_start|>[5].<|im_end|>");
+  EXPECT_EQ(t.token_id("[99]"), 361);
+  EXPECT_EQ(t.token_id("[99]x"), std::nullopt);
+  EXPECT_EQ(t.token_text(361), "[99]");
+  EXPECT_FALSE(t.is_special(300));
+  EXPECT_THROW(t.decode({362}), Error);
+  const std::string doc = "<|im_start|>[12]. text [3] and [123456789][12]<|im_end|>";
+  EXPECT_EQ(t.decode(t.encode(doc)), doc);
+  // specs
+  EXPECT_EQ(ByteTokenizer::parse_spec("bytes"), 0);
+  EXPECT_EQ(ByteTokenizer::parse_spec("bytes+ids:4096"), 4096);
+  EXPECT_EQ(ByteTokenizer::parse_spec("qwen3"), std::nullopt);
+  EXPECT_THROW(ByteTokenizer::parse_spec("bytes+ids:"), Error);
+  EXPECT_THROW(ByteTokenizer::parse_spec("bytes+ids:0"), Error);
+  EXPECT_THROW(ByteTokenizer::parse_spec("bytes+ids:12x"), Error);
+}
