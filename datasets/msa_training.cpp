@@ -91,12 +91,14 @@ TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
   fill_documents(rng, cfg, ndocs, s);
   // Distractor needles with other keys make the key, not the template, the routing signal.
   std::set<std::string> keys;
-  const int distractors = static_cast<int>(draw(rng, 4));
+  const int distractors = static_cast<int>(draw(rng, cfg.max_distractors + 1));
   std::string key;
-  while (keys.size() < static_cast<size_t>(distractors + 1)) keys.insert(niah_word_key(rng()));
+  while (keys.size() < static_cast<size_t>(distractors + 1 + cfg.extra_questions)) keys.insert(niah_word_key(rng()));
   std::vector<std::string> kv(keys.begin(), keys.end());
   std::shuffle(kv.begin(), kv.end(), rng);
   key = kv[0];
+  const std::vector<std::string> extra(kv.end() - cfg.extra_questions, kv.end());
+  kv.resize(kv.size() - cfg.extra_questions);
   const int gold = static_cast<int>(draw(rng, ndocs));
   s.answer = std::to_string(1000000 + draw(rng, 9000000));
   const std::string needle = "One of the special magic numbers for " + key + " is: " + s.answer + ".";
@@ -107,11 +109,24 @@ TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
                                      "One of the special magic numbers for " + kv[i] + " is: " +
                                          std::to_string(1000000 + draw(rng, 9000000)) + ".");
   }
+  std::vector<std::string> extra_values;
+  for (const auto& k : extra) {
+    extra_values.push_back(std::to_string(1000000 + draw(rng, 9000000)));
+    s.documents[gold] = insert_sentence(rng, s.documents[gold],
+                                        "One of the special magic numbers for " + k + " is: " + extra_values.back() + ".");
+  }
   if (cfg.needle_position == "end") s.documents[gold] += " " + needle;  // after any distractor
   s.positives = {gold};
-  s.question = "What is the special magic number for " + key + " mentioned in the provided text?";
+  auto question = [](const std::string& k) {
+    return "What is the special magic number for " + k + " mentioned in the provided text?";
+  };
+  s.question = question(key);
   add_retrieval_round(s, gold);
   add_answer(s);
+  for (size_t i = 0; i < extra.size(); ++i) {
+    s.response.push_back({interleave::question_restatement(question(extra[i])), false});
+    s.response.push_back({std::string(interleave::kAnswerPrefix) + extra_values[i] + interleave::kImEnd, true});
+  }
   return s;
 }
 
@@ -142,6 +157,8 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   if (cfg.doc_words_min > cfg.doc_words) throw Error("training data: need doc_words_min <= doc_words");
   if (cfg.needle_position != "random" && cfg.needle_position != "end")
     throw Error("training data: needle_position must be random or end");
+  if (cfg.max_distractors < 0 || cfg.max_distractors > 16) throw Error("training data: max_distractors must be in [0, 16]");
+  if (cfg.extra_questions < 0 || cfg.extra_questions > 16) throw Error("training data: extra_questions must be in [0, 16]");
   if (cfg.max_doc_id > 0 && cfg.max_doc_id < cfg.max_docs)
     throw Error("training data: max_doc_id must be 0 or at least max_docs");
   std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));

@@ -56,6 +56,12 @@ struct TrainingDataConfig {
   // sentence, next to the trailing "[id]", so the id and the key share a pooled chunk: a curriculum
   // step for small models that must name the document).
   std::string needle_position = "random";
+  // niah: this many more needles (other keys and values) go into the gold document, and after the
+  // answer the sample asks each of them again ("The user's question is: ..." then the answer), so
+  // one memory pass trains several answer copies from the injected text. 0 = the protocol only.
+  int extra_questions = 0;
+  // niah: each sample has 0..max_distractors needles with other keys in random documents.
+  int max_distractors = 3;
   uint64_t seed = 1;
 };
 

@@ -32,6 +32,7 @@ struct Tokenized {
   std::vector<int64_t> active;   // template + prompt + response
   std::vector<int> roles;        // per active token
   std::vector<int64_t> labels;   // per active token: next-token target or -100
+  std::vector<int64_t> context_labels;  // the same for system-written targets after the template (context LM)
   std::vector<uint8_t> id_target;  // per active token: its target is a token of a retrieval step "[i]..."
   std::vector<uint8_t> answer_target;  // per active token: its target is a token of the answer value
   int64_t template_len = 0;
@@ -48,6 +49,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
   for (size_t i = 0; i < s.documents.size(); ++i)
     t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
   std::vector<uint8_t> in_id, in_answer;
+  std::vector<int64_t> context;
   auto append = [&](const std::string& text, int role, bool trained) {
     const bool id_step = trained && !text.empty() && text[0] == '[';
     const bool answer = trained && text.rfind(interleave::kAnswerPrefix, 0) == 0;
@@ -57,6 +59,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
       t.active.push_back(ids[k]);
       t.roles.push_back(role);
       t.labels.push_back(trained ? ids[k] : -100);  // shifted below
+      context.push_back(!trained && role != -2 ? ids[k] : -100);
       in_id.push_back(id_step);
       in_answer.push_back(answer && static_cast<int64_t>(k) >= value_begin && k + 1 < ids.size());  // not <|im_end|>
     }
@@ -69,10 +72,12 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
   for (const auto& seg : s.response) append(seg.text, -1, seg.trained);
   // label[t] = target of the prediction made at t, i.e. token t+1 when that token is trained.
   std::vector<int64_t> shifted(t.labels.size(), -100);
+  t.context_labels.assign(t.labels.size(), -100);
   t.id_target.assign(t.labels.size(), 0);
   t.answer_target.assign(t.labels.size(), 0);
   for (size_t i = 0; i + 1 < t.labels.size(); ++i) {
     shifted[i] = t.labels[i + 1];
+    t.context_labels[i] = context[i + 1];
     t.id_target[i] = in_id[i + 1];
     t.answer_target[i] = in_answer[i + 1];
   }
@@ -82,7 +87,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
 }
 
 struct SampleLoss {
-  torch::Tensor lm, aux;
+  torch::Tensor lm, aux, context_lm;
   double router_recall = 0;  // mean over router layers: top-1 document is a positive
   double id_accuracy = 0;    // greedy next-token accuracy on the retrieval-step tokens ("[12]<|object_ref_end|>")
   double answer_accuracy = 0;  // the same on the answer value's tokens
@@ -225,8 +230,11 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   SampleLoss r;
   auto logits = m.hidden_to_logits(ha)[0];  // [La, V]
   auto labels = torch::tensor(t.labels, torch::kInt64);
-  r.lm = torch::nn::functional::cross_entropy(logits, labels,
-                                              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  const auto ce = torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100);
+  r.lm = torch::nn::functional::cross_entropy(logits, labels, ce);
+  r.context_lm = cfg.context_lm_weight > 0
+                     ? torch::nn::functional::cross_entropy(logits, torch::tensor(t.context_labels, torch::kInt64), ce)
+                     : torch::zeros({});
   {
     torch::NoGradGuard ng;
     auto pred = logits.argmax(-1);
@@ -251,6 +259,56 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   return r;
 }
 
+// The "lm" objective (TrainConfig::DataStage): transcripts packed into [batch, seq_len], causal LM
+// loss on every target except template tokens and "[id]" steps. Sample indices continue from
+// first_index; returns the loss and fills answer accuracy and token counts.
+SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainingDataConfig& data, int batch,
+                          int seq_len, uint64_t first_index) {
+  const int64_t n = static_cast<int64_t>(batch) * seq_len;
+  std::vector<int64_t> ids, labels;
+  std::vector<uint8_t> answer;
+  for (uint64_t idx = first_index; static_cast<int64_t>(ids.size()) < n; ++idx) {
+    Tokenized t = tokenize(tok, make_training_sample(data, idx));
+    for (size_t i = 0; i < t.active.size(); ++i) {
+      ids.push_back(t.active[i]);
+      labels.push_back(t.id_target[i] ? -100 : t.labels[i] != -100 ? t.labels[i] : t.context_labels[i]);
+      answer.push_back(t.answer_target[i]);
+    }
+  }
+  ids.resize(n);
+  labels.resize(n);
+  auto x = torch::tensor(ids, torch::kInt64).view({batch, seq_len});
+  auto y = torch::tensor(labels, torch::kInt64).view({batch, seq_len});
+  auto pos = torch::arange(seq_len, torch::kInt64).unsqueeze(0).expand({batch, seq_len});
+  auto bias = prefix_causal_bias(torch::zeros({batch, 0}, torch::kBool), torch::ones({batch, seq_len}, torch::kBool));
+  auto h = torch::embedding(m.embed_tokens, x);
+  for (const auto& L : m.layers) {
+    auto qkv = m.project_qkv(L, m.rms_norm(h, L.input_norm), pos);
+    h = h + torch::linear(m.attend(qkv.q, qkv.k, qkv.v, bias), L.o_proj);
+    h = h + m.mlp(L, m.rms_norm(h, L.post_norm));
+  }
+  auto logits = m.hidden_to_logits(h).view({n, -1});
+  SampleLoss r;
+  r.lm = torch::nn::functional::cross_entropy(logits, y.view({n}),
+                                              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  r.aux = torch::zeros({});
+  r.context_lm = torch::zeros({});
+  {
+    torch::NoGradGuard ng;
+    auto pred = logits.argmax(-1);
+    auto pa = pred.accessor<int64_t, 1>();
+    int64_t hit = 0, cnt = 0;
+    for (int64_t i = 0; i < n; ++i)
+      if (answer[i]) {
+        ++cnt;
+        hit += pa[i] == labels[i];
+      }
+    r.answer_accuracy = cnt ? static_cast<double>(hit) / cnt : 0;
+  }
+  r.tokens = n;
+  return r;
+}
+
 std::vector<torch::Tensor*> parameters(Qwen3Model& m) {
   std::vector<torch::Tensor*> p = {&m.embed_tokens, &m.final_norm};
   if (!m.config().tie_word_embeddings) p.push_back(&m.lm_head);
@@ -261,8 +319,11 @@ std::vector<torch::Tensor*> parameters(Qwen3Model& m) {
   return p;
 }
 
-// Copies init_from's weights into a freshly initialised model (see TrainConfig::init_from).
-void warm_start(Qwen3Model& model, const std::string& init_from) {
+// Copies init_from's weights into a freshly initialised model (see TrainConfig::init_from). New
+// embedding rows (tokens the source did not have) get the source's "[" row added to their random
+// init: the new tokens are document ids "[i]", so they start as what the model knows of "[" and
+// share one direction a layer can attend to, plus a part of their own to copy.
+void warm_start(Qwen3Model& model, const std::string& init_from, const TextTokenizer& tok) {
   Qwen3Model src = Qwen3Model::load(init_from);
   auto dst_params = parameters(model), src_params = parameters(src);
   if (dst_params.size() != src_params.size())
@@ -278,6 +339,8 @@ void warm_start(Qwen3Model& model, const std::string& init_from) {
       d.copy_(s);
     } else if (grown_rows) {
       d.narrow(0, 0, s.size(0)).copy_(s);
+      if (auto bracket = tok.token_id("["); bracket && *bracket < s.size(0))
+        d.narrow(0, s.size(0), d.size(0) - s.size(0)).add_(s[*bracket]);
     } else {
       std::ostringstream a, b;
       a << s.sizes();
@@ -305,26 +368,33 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   c.doc_words_min = d.value("doc_words_min", c.doc_words_min);
   c.max_doc_id = d.value("max_doc_id", c.max_doc_id);
   c.needle_position = d.value("needle_position", c.needle_position);
+  c.extra_questions = d.value("extra_questions", c.extra_questions);
+  c.max_distractors = d.value("max_distractors", c.max_distractors);
   c.seed = d.value("seed", c.seed);
   return c;
 }
 json data_json(const TrainingDataConfig& d) {
   return {{"task", d.task}, {"min_docs", d.min_docs}, {"max_docs", d.max_docs}, {"doc_words", d.doc_words},
           {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"needle_position", d.needle_position},
+          {"extra_questions", d.extra_questions}, {"max_distractors", d.max_distractors},
           {"seed", d.seed}};
 }
 }  // namespace
 
-const TrainingDataConfig& TrainConfig::data_at(int64_t step) const {
+const TrainConfig::DataStage* TrainConfig::stage_at(int64_t step) const {
   for (const auto& st : curriculum)
-    if (step < st.until_step) return st.data;
-  return data;
+    if (step < st.until_step) return &st;
+  return nullptr;
+}
+
+const TrainingDataConfig& TrainConfig::data_at(int64_t step) const {
+  const auto* st = stage_at(step);
+  return st ? st->data : data;
 }
 
 int TrainConfig::batch_at(int64_t step) const {
-  for (const auto& st : curriculum)
-    if (step < st.until_step) return st.batch;
-  return batch;
+  const auto* st = stage_at(step);
+  return st ? st->batch : batch;
 }
 
 TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
@@ -336,13 +406,21 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.out_dir = j.at("out_dir").get<std::string>();
     c.tokenizer = j.value("tokenizer", c.tokenizer);
     c.init_from = j.value("init_from", c.init_from);
+    c.qk_norm_scale = j.value("qk_norm_scale", c.qk_norm_scale);
+    c.context_lm_weight = j.value("context_lm_weight", c.context_lm_weight);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
       int64_t prev = 0;
       for (const auto& st : j.at("curriculum")) {
         DataStage d{st.at("until_step").get<int64_t>(), parse_data(st.value("data", json::object()), c.data),
                     st.value("batch", j.value("batch", c.batch))};
+        d.objective = st.value("objective", d.objective);
+        d.seq_len = st.value("seq_len", d.seq_len);
         if (d.batch < 1) throw Error("curriculum: batch must be >= 1");
+        if (d.objective != "msa" && d.objective != "lm")
+          throw Error("curriculum: objective must be msa or lm (got '" + d.objective + "')");
+        if (d.seq_len < 16 || d.seq_len > c.model.max_position_embeddings)
+          throw Error("curriculum: seq_len must be in [16, max_position_embeddings]");
         if (d.until_step <= prev) throw Error("curriculum: until_step must increase (got " + std::to_string(d.until_step) + ")");
         prev = d.until_step;
         c.curriculum.push_back(d);
@@ -369,9 +447,10 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   } catch (const Error& e) {
     throw Error(src + ": " + e.what());
   }
+  if (c.context_lm_weight < 0) throw Error(src + ": context_lm_weight must be >= 0");
   if (c.steps < 1 || c.batch < 1 || c.save_every < 1 || c.log_every < 1 || c.train_top_k < 1 || c.threads < 1)
     throw Error(src + ": steps, batch, save_every, log_every, train_top_k and threads must be >= 1");
-  if (!(c.lr > 0) || !(c.tau > 0)) throw Error(src + ": lr and tau must be positive");
+  if (!(c.lr > 0) || !(c.tau > 0) || !(c.qk_norm_scale > 0)) throw Error(src + ": lr, tau and qk_norm_scale must be positive");
   if (c.out_dir.empty()) throw Error(src + ": out_dir is empty");
   return c;
 }
@@ -388,6 +467,7 @@ TrainConfig TrainConfig::load(const std::string& path) {
 
 json TrainConfig::to_json() const {
   return {{"out_dir", out_dir},   {"model", model.to_json()}, {"tokenizer", tokenizer}, {"init_from", init_from},
+          {"qk_norm_scale", qk_norm_scale}, {"context_lm_weight", context_lm_weight},
           {"data", data_json(data)},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
@@ -396,7 +476,8 @@ json TrainConfig::to_json() const {
           {"log_every", log_every}, {"seed", seed},           {"threads", threads},
           {"max_seconds", max_seconds}, {"curriculum", [this] {
              json a = json::array();
-             for (const auto& st : curriculum) a.push_back({{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch}});
+             for (const auto& st : curriculum) a.push_back({{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch},
+                          {"objective", st.objective}, {"seq_len", st.seq_len}});
              return a;
            }()}};
 }
@@ -418,7 +499,14 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   int64_t step = 0;
   Qwen3Model model = fs::exists(ck / "trainer_state.json") ? Qwen3Model::load(ck.string())
                                                            : Qwen3Model::random_init(cfg.model, cfg.seed);
-  if (!fs::exists(ck / "trainer_state.json") && !cfg.init_from.empty()) warm_start(model, cfg.init_from);
+  if (!fs::exists(ck / "trainer_state.json")) {
+    if (!cfg.init_from.empty()) warm_start(model, cfg.init_from, *tok);
+    torch::NoGradGuard ng;
+    for (auto& L : model.layers) {
+      L.q_norm.mul_(cfg.qk_norm_scale);
+      L.k_norm.mul_(cfg.qk_norm_scale);
+    }
+  }
   if (fs::exists(ck / "trainer_state.json")) {
     json st = json::parse(read_file((ck / "trainer_state.json").string()));
     step = st.at("step").get<int64_t>();
@@ -453,11 +541,27 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   };
 
   const int64_t first_step = step;
+  // A run killed between checkpoints logged steps the checkpoint does not have; they run again.
+  if (fs::exists(out / "log.jsonl")) {
+    std::ifstream in((out / "log.jsonl").string());
+    std::string kept, line;
+    bool dropped = false;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      const auto rec = json::parse(line, nullptr, false);
+      if (!rec.is_discarded() && rec.value("step", int64_t{0}) > step) {
+        dropped = true;
+        continue;
+      }
+      kept += line + "\n";
+    }
+    if (dropped) write_file_atomic((out / "log.jsonl").string(), kept);
+  }
   std::ofstream log((out / "log.jsonl").string(), std::ios::app);
   Progress progress("train", cfg.steps, "steps", !quiet);
   progress.resume_from(step);
   const auto t_start = std::chrono::steady_clock::now();
-  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0;
+  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -467,10 +571,21 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     adam.zero_grad();
     const int batch = cfg.batch_at(step);
-    for (int b = 0; b < batch; ++b) {
+    const auto* stage = cfg.stage_at(step);
+    if (stage && stage->objective == "lm") {
+      SampleLoss l = packed_lm_loss(model, *tok, stage->data, batch, stage->seq_len,
+                                    static_cast<uint64_t>(step) * static_cast<uint64_t>(batch) * stage->seq_len / 256);
+      l.lm.backward();
+      acc_loss += l.lm.item<double>();
+      acc_lm += l.lm.item<double>();
+      acc_ans += l.answer_accuracy;
+      acc_tokens += l.tokens;
+      ++acc_n;
+    }
+    for (int b = 0; b < (stage && stage->objective == "lm" ? 0 : batch); ++b) {
       TrainingSample s = make_training_sample(cfg.data_at(step), static_cast<uint64_t>(step) * batch + b);
       SampleLoss l = sample_loss(model, opt, cfg, tokenize(*tok, s));
-      auto loss = (w_lm * l.lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / batch;
+      auto loss = (w_lm * (l.lm + cfg.context_lm_weight * l.context_lm) + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / batch;
       loss.backward();
       acc_loss += loss.item<double>() * batch;
       acc_lm += l.lm.item<double>();
@@ -478,6 +593,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_rec += l.router_recall;
       acc_id += l.id_accuracy;
       acc_ans += l.answer_accuracy;
+      acc_ctx += l.context_lm.item<double>();
       acc_tokens += l.tokens;
       ++acc_n;
     }
@@ -497,21 +613,22 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
                   {"router_top1", acc_rec / acc_n},
                   {"id_token_acc", acc_id / acc_n},
                   {"answer_token_acc", acc_ans / acc_n},
+                  {"context_lm_loss", acc_ctx / acc_n},
                   {"grad_norm", norm},
                   {"tokens_per_s", acc_tokens / std::max(secs, 1e-9)}};
       log << rec.dump() << "\n";
       log.flush();
       if (!quiet)
-        std::fprintf(stderr, "\nstep %lld loss %.4f lm %.4f aux %.4f router@1 %.2f id-acc %.2f answer-acc %.2f %.0f tok/s\n",
-                     (long long)step, acc_loss / acc_n, acc_lm / acc_n, acc_aux / acc_n, acc_rec / acc_n, acc_id / acc_n,
-                     acc_ans / acc_n, acc_tokens / std::max(secs, 1e-9));
+        std::fprintf(stderr, "\nstep %lld loss %.4f lm %.4f aux %.4f ctx %.3f router@1 %.2f id-acc %.2f answer-acc %.2f %.0f tok/s\n",
+                     (long long)step, acc_loss / acc_n, acc_lm / acc_n, acc_aux / acc_n, acc_ctx / acc_n, acc_rec / acc_n,
+                     acc_id / acc_n, acc_ans / acc_n, acc_tokens / std::max(secs, 1e-9));
       summary.last_loss = acc_loss / acc_n;
       summary.last_lm = acc_lm / acc_n;
       summary.last_aux = acc_aux / acc_n;
       summary.last_router_recall = acc_rec / acc_n;
       summary.last_id_acc = acc_id / acc_n;
       summary.last_answer_acc = acc_ans / acc_n;
-      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = 0;
+      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

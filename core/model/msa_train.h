@@ -21,26 +21,45 @@ struct TrainConfig {
   std::string tokenizer = "bytes";
   // Warm start (used only when out_dir has no checkpoint yet): a model or checkpoint directory whose
   // weights initialise this run. Every tensor must have this config's shape, except that the
-  // embedding may have fewer rows (a tokenizer that adds tokens); the new rows keep their random init.
+  // embedding may have fewer rows (a tokenizer that adds tokens): the new rows are their random init
+  // plus the source's "[" row (new tokens are document ids "[i]").
   std::string init_from;
+  // At initialisation (fresh or warm start), multiply every q_norm and k_norm weight by this. QK-norm
+  // caps an attention logit at sqrt(head_dim) * |w_q| * |w_k| (5.7 for head_dim 32 at the usual init
+  // of 1), too soft to pick one token out of hundreds, and at lr 2e-3 the weights take thousands of
+  // steps to grow; a small model learns copying (names, answer values) only with sharper attention.
+  double qk_norm_scale = 1.0;
   TrainingDataConfig data;
   // Data curriculum: steps before until_step draw samples from that stage's data (the base "data"
   // with the stage's overrides) and use the stage's batch (default: "batch"); steps past every
   // stage use "data" and "batch". Stages are in increasing order of until_step.
+  // A stage's objective "lm" trains the backbone as a plain causal LM, without memory: the
+  // transcripts of its samples (routing query, injected document, restated questions, answers;
+  // not the "[id]" steps, which need the memory) are packed into `batch` sequences of seq_len
+  // tokens with a loss on every token. Dense next-token signal grows the copy (induction) circuits
+  // the protocol needs, which the "msa" objective's few dozen targets per sample do not.
   struct DataStage {
     int64_t until_step = 0;
     TrainingDataConfig data;
     int batch = 1;
+    std::string objective = "msa";  // msa | lm
+    int seq_len = 1024;
   };
   std::vector<DataStage> curriculum;
   const TrainingDataConfig& data_at(int64_t step) const;
   int batch_at(int64_t step) const;
+  const DataStage* stage_at(int64_t step) const;  // nullptr past the curriculum
   int64_t steps = 1000;
   int batch = 1;                       // samples per optimizer step (gradient accumulation)
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.01, clip_norm = 1.0;
   int64_t warmup_steps = 50;
   int64_t phase1_steps = 100;          // 0.1*LM + 1.0*aux; afterwards 1.0*LM + 0.1*aux
   bool aux_loss = true;                // ablation switch
+  // Weight of an auxiliary LM loss on the system-written tokens after the template (routing query,
+  // injected document text, restated question). Those repeat earlier text (the question, the
+  // document id, haystack sentences), so they give the copying circuits a dense signal; the
+  // protocol's own targets are a few dozen tokens per sample. 0 = the paper's loss only.
+  double context_lm_weight = 0;
   double tau = 0.1;
   int train_top_k = 4;                 // documents attended per router layer during training
   int64_t save_every = 50, log_every = 10;

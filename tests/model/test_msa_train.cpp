@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -93,7 +94,7 @@ TEST(MsaTrain, ResumeIsBitwiseEqualToAnUninterruptedRun) {
 }
 
 // Warm start into a model whose tokenizer adds id tokens: old weights are copied, the new
-// embedding rows keep their init; a curriculum stage changes data and batch for its steps.
+// embedding rows start from the source's "[" row; a curriculum stage changes data and batch for its steps.
 TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
   auto a = tmp("src"), b = tmp("warm");
   TrainConfig src = tiny_train(a.string());
@@ -119,6 +120,30 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
   EXPECT_EQ(round.curriculum[0].batch, 1);
   EXPECT_EQ(round.curriculum[0].data.max_docs, 2);
   EXPECT_EQ(round.init_from, warm.init_from);
+  // an "lm" stage (packed transcripts, no memory) before the msa stage; bad stages are refused
+  auto lm_json = warm.to_json();
+  lm_json["curriculum"][0]["objective"] = "lm";
+  lm_json["curriculum"][0]["seq_len"] = 64;
+  const auto lm_cfg = TrainConfig::from_json(lm_json, "lm.json");
+  ASSERT_NE(lm_cfg.stage_at(0), nullptr);
+  EXPECT_EQ(lm_cfg.stage_at(0)->objective, "lm");
+  EXPECT_EQ(lm_cfg.stage_at(2), nullptr);
+  lm_json["curriculum"][0]["objective"] = "mlm";
+  EXPECT_THROW(TrainConfig::from_json(lm_json, "lm.json"), Error);
+  lm_json["curriculum"][0]["objective"] = "lm";
+  lm_json["curriculum"][0]["seq_len"] = 1 << 20;
+  EXPECT_THROW(TrainConfig::from_json(lm_json, "lm.json"), Error);
+  {
+    lm_json["out_dir"] = tmp("lm").string();
+    lm_json["curriculum"][0]["seq_len"] = 64;
+    auto c = TrainConfig::from_json(lm_json, "lm.json");
+    c.init_from.clear();
+    c.steps = 3;
+    const auto sum = train_msa(c, true);
+    EXPECT_EQ(sum.steps_done, 3);
+    EXPECT_TRUE(std::isfinite(sum.last_loss));
+    fs::remove_all(c.out_dir);
+  }
   warm.steps = 1;  // one step: compare against the source before the weights move far
   train_msa(warm, true);
   auto ms = Qwen3Model::load((a / "checkpoint").string()), mw = Qwen3Model::load((b / "checkpoint").string());
@@ -174,5 +199,24 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
     EXPECT_EQ(doc.substr(doc.size() - tail.size()), tail) << doc;
   }
   d.needle_position = "middle";
+  EXPECT_THROW(make_training_sample(d, 0), Error);
+  // extra questions: each asks a needle of the gold document, answered after the main answer
+  d.needle_position = "random";
+  d.extra_questions = 3;
+  for (uint64_t i = 0; i < 10; ++i) {
+    auto s = make_training_sample(d, i);
+    const std::string& doc = s.documents[s.positives[0]];
+    ASSERT_EQ(s.response.size(), 5u + 2 * 3);
+    for (size_t q = 5; q < s.response.size(); q += 2) {
+      EXPECT_FALSE(s.response[q].trained);
+      EXPECT_TRUE(s.response[q + 1].trained);
+      const std::string& ans = s.response[q + 1].text;  // "The answer to the question is: N<|im_end|>"
+      const std::string value = ans.substr(ans.find(": ") + 2, 7);
+      const std::string asked = s.response[q].text;
+      const std::string key = asked.substr(asked.find(" for ") + 5, asked.find(" mentioned") - asked.find(" for ") - 5);
+      EXPECT_NE(doc.find("numbers for " + key + " is: " + value + "."), std::string::npos) << key << " " << doc;
+    }
+  }
+  d.extra_questions = 17;
   EXPECT_THROW(make_training_sample(d, 0), Error);
 }
