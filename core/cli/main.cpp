@@ -791,16 +791,21 @@ int main(int argc, char** argv) {
   std::string t_config, t_export;
   int64_t t_steps = 0, t_max_seconds = -1;
   bool t_quiet = false;
+  int t_probe = 0;
   auto* train = app.add_subcommand("train", "train an MSA model (LM + routing loss), resumable from its checkpoint");
   train->add_option("-c,--config", t_config, "training config JSON (see backends/msa/msa-small/README.md)")->required();
   train->add_option("--steps", t_steps, "override the total number of optimizer steps");
   train->add_option("--max-seconds", t_max_seconds, "checkpoint and stop after this many seconds (resume later)");
   train->add_option("--export", t_export, "after training, write the latest checkpoint as a bf16 model here");
   train->add_flag("-q,--quiet", t_quiet, "no progress output");
+  train->add_option("--probe", t_probe,
+                    "after training, copy probe on N held-out samples: answer with the gold document in the "
+                    "context, no memory (prints JSON)");
   train->footer("Examples:\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json --max-seconds 3000   # resume later\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json --steps 0 --export backends/msa/msa-small/model\n"
+                "  msabench train -c backends/msa/msa-small/train_config.json --steps 0 --probe 64\n"
                 "Progress, loss and tokens/s go to stderr and OUT_DIR/log.jsonl; OUT_DIR/checkpoint holds the\n"
                 "weights, AdamW state and step, so running the same command again resumes.");
 
@@ -876,6 +881,16 @@ int main(int argc, char** argv) {
       if (!t_export.empty()) {
         export_trained_model(cfg.out_dir, t_export);
         std::printf("exported %s/checkpoint to %s\n", cfg.out_dir.c_str(), t_export.c_str());
+      }
+      if (t_probe > 0) {
+        const CopyProbe p = probe_answer_copy(cfg, t_probe);
+        json ex = json::array();
+        for (const auto& [gold, got] : p.examples) ex.push_back({{"gold", gold}, {"generated", got}});
+        std::printf("%s\n", json({{"checkpoint", cfg.out_dir + "/checkpoint"}, {"step", p.step}, {"samples", p.samples},
+                                   {"exact_match", static_cast<double>(p.exact) / p.samples},
+                                   {"digit_accuracy", p.digit_accuracy}, {"examples", ex}})
+                                 .dump(1)
+                                 .c_str());
       }
       if (cfg.steps > 0 && sum.steps_run == 0)
         std::printf("%s: checkpoint already at step %lld of %lld; nothing to train\n", cfg.out_dir.c_str(),

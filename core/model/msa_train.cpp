@@ -644,6 +644,44 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   return summary;
 }
 
+CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
+  const fs::path ck = fs::path(cfg.out_dir) / "checkpoint";
+  if (!fs::exists(ck / "trainer_state.json")) throw Error(ck.string() + ": no checkpoint to probe");
+  if (samples < 1) throw Error("probe: samples must be >= 1");
+  set_compute_threads(cfg.threads);
+  Qwen3Model model = Qwen3Model::load(ck.string());
+  auto tok = load_tokenizer(cfg.tokenizer);
+  CopyProbe r;
+  r.step = json::parse(read_file((ck / "trainer_state.json").string())).at("step").get<int64_t>();
+  TrainingDataConfig data = cfg.data;
+  data.seed = cfg.data.seed + 1000003;
+  SamplingOptions opt;
+  opt.max_new_tokens = 12;
+  for (const char* st : {interleave::kImEnd, "<|endoftext|>"})
+    if (auto id = tok->token_id(st)) opt.stop_token_ids.push_back(*id);
+  int64_t digits = 0, digit_hits = 0;
+  for (int i = 0; i < samples; ++i) {
+    TrainingSample s = make_training_sample(data, static_cast<uint64_t>(i));
+    std::string prompt = std::string(interleave::kTemplateHead) + interleave::routing_query(s.question) +
+                         interleave::kTemplateTail + interleave::kResponseHead;
+    for (const auto& seg : s.response) {
+      if (seg.trained && seg.text.rfind(interleave::kAnswerPrefix, 0) == 0) break;  // the first answer
+      prompt += seg.text;
+    }
+    prompt += interleave::kAnswerPrefix;
+    auto ids32 = tok->encode(prompt, true);
+    auto g = generate(model, {std::vector<int64_t>(ids32.begin(), ids32.end())}, opt);
+    const auto& out = g.tokens[0];
+    const std::string text = tok->decode(std::vector<int32_t>(out.begin(), out.end()), true);
+    r.exact += text == s.answer;
+    for (size_t k = 0; k < s.answer.size(); ++k, ++digits) digit_hits += k < text.size() && text[k] == s.answer[k];
+    if (r.examples.size() < 8) r.examples.emplace_back(s.answer, text);
+  }
+  r.samples = samples;
+  r.digit_accuracy = digits ? static_cast<double>(digit_hits) / digits : 0;
+  return r;
+}
+
 void export_trained_model(const std::string& out_dir, const std::string& model_dir) {
   const fs::path ck = fs::path(out_dir) / "checkpoint";
   if (!fs::exists(ck / "trainer_state.json")) throw Error(ck.string() + ": no checkpoint to export");

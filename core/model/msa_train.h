@@ -82,6 +82,18 @@ struct TrainSummary {
 // Trains from scratch, or resumes from out_dir/checkpoint when present.
 TrainSummary train_msa(const TrainConfig& cfg, bool quiet = false);
 
+// In-context copy probe, no memory: for `samples` held-out samples of the config's final data
+// (seed data.seed + 1000003, never a training seed), the transcript up to the answer (routing
+// query, the gold document injected, the restated question, "The answer to the question is: ")
+// is fed to the latest checkpoint as plain context and the greedy answer compared with the gold
+// value. It separates "cannot copy from its context" from "cannot name the document".
+struct CopyProbe {
+  int64_t step = 0, samples = 0, exact = 0;
+  double digit_accuracy = 0;  // per position of the gold value
+  std::vector<std::pair<std::string, std::string>> examples;  // (gold, generated), first few
+};
+CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples);
+
 // Writes the latest checkpoint as a shippable model (bf16 weights, config, tokenizer spec).
 void export_trained_model(const std::string& out_dir, const std::string& model_dir);
 
