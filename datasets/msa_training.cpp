@@ -150,6 +150,36 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
   return s;
 }
 
+// Induction warm-up for the "lm" objective: a block of needle-like lines, 7-digit numbers and
+// haystack words written twice, so every token of the second copy is predictable only by copying
+// from the first (the circuit the protocol's answers and ids need, with a dense signal).
+TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
+  TrainingSample s;
+  fill_documents(rng, cfg, ndocs, s);
+  std::string block;
+  const int lines = 2 + static_cast<int>(draw(rng, 5));
+  for (int i = 0; i < lines; ++i) {
+    switch (draw(rng, 3)) {
+      case 0:
+        block += "One of the special magic numbers for " + niah_word_key(rng()) + " is: " +
+                 std::to_string(1000000 + draw(rng, 9000000)) + ".";
+        break;
+      case 1:
+        block += std::to_string(1000000 + draw(rng, 9000000)) + " " + niah_word_key(rng()) + ".";
+        break;
+      default:
+        block += filler(rng, 4 + static_cast<int>(draw(rng, 8)));
+    }
+    block += "\n";
+  }
+  s.positives = {static_cast<int>(draw(rng, ndocs))};
+  s.question = "Repeat the text.";
+  s.response.push_back({block, false});
+  s.response.push_back({block + interleave::kImEnd, true});
+  s.answer = block;
+  return s;
+}
+
 }  // namespace
 
 TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index) {
@@ -167,7 +197,8 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   if (task == "mix") task = draw(rng, 3) == 0 ? "twohop" : "niah";
   if (task == "niah") return niah_sample(rng, cfg, ndocs);
   if (task == "twohop") return twohop_sample(rng, cfg, ndocs);
-  throw Error("training data: unknown task '" + cfg.task + "' (niah, twohop, mix)");
+  if (task == "repeat") return repeat_sample(rng, cfg, ndocs);
+  throw Error("training data: unknown task '" + cfg.task + "' (niah, twohop, mix, repeat)");
 }
 
 }  // namespace msabench

@@ -219,4 +219,15 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
   }
   d.extra_questions = 17;
   EXPECT_THROW(make_training_sample(d, 0), Error);
+  // copy warm-up: the trained second block repeats the first
+  d.extra_questions = 0;
+  d.task = "repeat";
+  for (uint64_t i = 0; i < 5; ++i) {
+    auto s = make_training_sample(d, i);
+    ASSERT_EQ(s.response.size(), 2u);
+    EXPECT_FALSE(s.response[0].trained);
+    EXPECT_TRUE(s.response[1].trained);
+    EXPECT_EQ(s.response[1].text, s.response[0].text + "<|im_end|>");
+    EXPECT_NE(s.response[0].text.find('\n'), std::string::npos);
+  }
 }
