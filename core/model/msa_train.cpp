@@ -94,6 +94,20 @@ struct SampleLoss {
   int64_t tokens = 0;
 };
 
+// Greedy next-token accuracy of logits [L, V] on the positions where mask is set (0 if none).
+double masked_accuracy(const torch::Tensor& logits, const std::vector<int64_t>& labels, const std::vector<uint8_t>& mask) {
+  torch::NoGradGuard ng;
+  auto pred = logits.argmax(-1);
+  auto pa = pred.accessor<int64_t, 1>();
+  int64_t hit = 0, n = 0;
+  for (int64_t i = 0; i < pa.size(0); ++i)
+    if (mask[i]) {
+      ++n;
+      hit += pa[i] == labels[i];
+    }
+  return n ? static_cast<double>(hit) / n : 0.0;
+}
+
 SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& cfg, const Tokenized& t) {
   const auto& c = m.config();
   const auto& msa = *c.msa;
@@ -235,22 +249,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   r.context_lm = cfg.context_lm_weight > 0
                      ? torch::nn::functional::cross_entropy(logits, torch::tensor(t.context_labels, torch::kInt64), ce)
                      : torch::zeros({});
-  {
-    torch::NoGradGuard ng;
-    auto pred = logits.argmax(-1);
-    auto pa = pred.accessor<int64_t, 1>();
-    auto accuracy = [&](const std::vector<uint8_t>& which) {
-      int64_t hit = 0, n = 0;
-      for (int64_t i = 0; i < La; ++i)
-        if (which[i]) {
-          ++n;
-          hit += pa[i] == t.labels[i];
-        }
-      return n ? static_cast<double>(hit) / n : 0.0;
-    };
-    r.id_accuracy = accuracy(t.id_target);
-    r.answer_accuracy = accuracy(t.answer_target);
-  }
+  r.id_accuracy = masked_accuracy(logits, t.labels, t.id_target);
+  r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
   r.router_recall = router_count ? recall_sum / router_count : 0;
   int64_t doc_tokens = 0;
@@ -293,18 +293,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const Trainin
                                               torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
   r.aux = torch::zeros({});
   r.context_lm = torch::zeros({});
-  {
-    torch::NoGradGuard ng;
-    auto pred = logits.argmax(-1);
-    auto pa = pred.accessor<int64_t, 1>();
-    int64_t hit = 0, cnt = 0;
-    for (int64_t i = 0; i < n; ++i)
-      if (answer[i]) {
-        ++cnt;
-        hit += pa[i] == labels[i];
-      }
-    r.answer_accuracy = cnt ? static_cast<double>(hit) / cnt : 0;
-  }
+  r.answer_accuracy = masked_accuracy(logits, labels, answer);
   r.tokens = n;
   return r;
 }
