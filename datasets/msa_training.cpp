@@ -153,11 +153,14 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 // Induction warm-up for the "lm" objective: a block of needle-like lines, 7-digit numbers and
 // haystack words written twice, so every token of the second copy is predictable only by copying
 // from the first (the circuit the protocol's answers and ids need, with a dense signal).
-TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
+// "repeat_chars" (chars=true): the block is 24 random lowercase letters, the simplest copy check.
+TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool chars) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
   std::string block;
-  const int lines = 2 + static_cast<int>(draw(rng, 5));
+  if (chars)
+    for (int i = 0; i < 24; ++i) block += static_cast<char>('a' + draw(rng, 26));
+  const int lines = chars ? 0 : 2 + static_cast<int>(draw(rng, 5));
   for (int i = 0; i < lines; ++i) {
     switch (draw(rng, 3)) {
       case 0:
@@ -197,8 +200,8 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   if (task == "mix") task = draw(rng, 3) == 0 ? "twohop" : "niah";
   if (task == "niah") return niah_sample(rng, cfg, ndocs);
   if (task == "twohop") return twohop_sample(rng, cfg, ndocs);
-  if (task == "repeat") return repeat_sample(rng, cfg, ndocs);
-  throw Error("training data: unknown task '" + cfg.task + "' (niah, twohop, mix, repeat)");
+  if (task == "repeat" || task == "repeat_chars") return repeat_sample(rng, cfg, ndocs, task == "repeat_chars");
+  throw Error("training data: unknown task '" + cfg.task + "' (niah, twohop, mix, repeat, repeat_chars)");
 }
 
 }  // namespace msabench

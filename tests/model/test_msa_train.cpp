@@ -230,4 +230,9 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
     EXPECT_EQ(s.response[1].text, s.response[0].text + "<|im_end|>");
     EXPECT_NE(s.response[0].text.find('\n'), std::string::npos);
   }
+  d.task = "repeat_chars";
+  const auto c = make_training_sample(d, 3);
+  ASSERT_EQ(c.response[0].text.size(), 24u);
+  for (char ch : c.response[0].text) EXPECT_TRUE(ch >= 'a' && ch <= 'z');
+  EXPECT_EQ(c.response[1].text, c.response[0].text + "<|im_end|>");
 }
