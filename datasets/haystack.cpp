@@ -140,7 +140,7 @@ class NeedleSource : public SentenceSource {
       key = key_type_ == "uuids" ? niah_uuid_from(rng_) : niah_word_key(rng_());
     } while (exclude_.count(key));
     std::string value = value_type_ == "uuids" ? niah_uuid_from(rng_) : std::to_string(1000000 + rng_() % 9000000);
-    cur_ = "One of the special magic " + value_type_ + " for " + key + " is: " + value + ".";
+    cur_ = niah_needle_sentence(value_type_, key, value);
     return cur_;
   }
 

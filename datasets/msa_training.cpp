@@ -101,25 +101,21 @@ TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
   kv.resize(kv.size() - cfg.extra_questions);
   const int gold = static_cast<int>(draw(rng, ndocs));
   s.answer = std::to_string(1000000 + draw(rng, 9000000));
-  const std::string needle = "One of the special magic numbers for " + key + " is: " + s.answer + ".";
+  const std::string needle = niah_needle_sentence("numbers", key, s.answer);
   if (cfg.needle_position == "random") s.documents[gold] = insert_sentence(rng, s.documents[gold], needle);
   for (size_t i = 1; i < kv.size(); ++i) {
     int d = static_cast<int>(draw(rng, ndocs));
     s.documents[d] = insert_sentence(rng, s.documents[d],
-                                     "One of the special magic numbers for " + kv[i] + " is: " +
-                                         std::to_string(1000000 + draw(rng, 9000000)) + ".");
+                                     niah_needle_sentence("numbers", kv[i], std::to_string(1000000 + draw(rng, 9000000))));
   }
   std::vector<std::string> extra_values;
   for (const auto& k : extra) {
     extra_values.push_back(std::to_string(1000000 + draw(rng, 9000000)));
-    s.documents[gold] = insert_sentence(rng, s.documents[gold],
-                                        "One of the special magic numbers for " + k + " is: " + extra_values.back() + ".");
+    s.documents[gold] = insert_sentence(rng, s.documents[gold], niah_needle_sentence("numbers", k, extra_values.back()));
   }
   if (cfg.needle_position == "end") s.documents[gold] += " " + needle;  // after any distractor
   s.positives = {gold};
-  auto question = [](const std::string& k) {
-    return "What is the special magic number for " + k + " mentioned in the provided text?";
-  };
+  auto question = [](const std::string& k) { return niah_single_question("number", k); };
   s.question = question(key);
   add_retrieval_round(s, gold);
   add_answer(s);
@@ -164,8 +160,7 @@ TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
   for (int i = 0; i < lines; ++i) {
     switch (draw(rng, 3)) {
       case 0:
-        block += "One of the special magic numbers for " + niah_word_key(rng()) + " is: " +
-                 std::to_string(1000000 + draw(rng, 9000000)) + ".";
+        block += niah_needle_sentence("numbers", niah_word_key(rng()), std::to_string(1000000 + draw(rng, 9000000)));
         break;
       case 1:
         block += std::to_string(1000000 + draw(rng, 9000000)) + " " + niah_word_key(rng()) + ".";

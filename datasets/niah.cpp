@@ -48,6 +48,14 @@ std::string niah_word_key(uint64_t r) {
   return std::string(kAdjectives[r % kNumAdj]) + "-" + kNouns[(r / kNumAdj) % kNumNoun];
 }
 
+std::string niah_needle_sentence(const std::string& value_type, const std::string& key, const std::string& value) {
+  return "One of the special magic " + value_type + " for " + key + " is: " + value + ".";
+}
+
+std::string niah_single_question(const std::string& value_type, const std::string& key) {
+  return "What is the special magic " + value_type + " for " + key + " mentioned in the provided text?";
+}
+
 std::string niah_uuid(uint64_t hi, uint64_t lo) {
   hi = (hi & ~0xF000ULL) | 0x4000ULL;                       // version 4
   lo = (lo & ~(0xC000ULL << 48)) | (0x8000ULL << 48);       // RFC 4122 variant
@@ -141,7 +149,7 @@ MemoryCorpus NiahGenerator::generate(int index, const std::function<void(Documen
       n.key = keys[ki];
       n.value = make_value();
       n.queried = queried.count(ki) > 0;
-      n.sentence = "One of the special magic " + task_.value_type + " for " + n.key + " is: " + n.value + ".";
+      n.sentence = niah_needle_sentence(task_.value_type, n.key, n.value);
       needles.push_back(std::move(n));
     }
 
@@ -208,7 +216,7 @@ MemoryCorpus NiahGenerator::generate(int index, const std::function<void(Documen
   const bool one = task_.num_queries * task_.num_values == 1;
   const std::string vt = one ? singular(task_.value_type) : task_.value_type;
   const std::string keystr = join_keys(qkeys);
-  q.text = one ? "What is the special magic " + vt + " for " + keystr + " mentioned in the provided text?"
+  q.text = one ? niah_single_question(vt, keystr)
                : "What are all the special magic " + vt + " for " + keystr + " mentioned in the provided text?";
   q.meta = {{"task", task_.name},
             {"needles", depth_info},

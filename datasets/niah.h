@@ -62,6 +62,11 @@ class NiahGenerator {
 
 // Key/value generators (exposed for tests).
 std::string niah_word_key(uint64_t r);      // adjective-noun
+// RULER's needle "One of the special magic VALUES for KEY is: VALUE." (value_type plural, e.g. "numbers").
+std::string niah_needle_sentence(const std::string& value_type, const std::string& key, const std::string& value);
+// RULER's single-value question "What is the special magic VALUE for KEY mentioned in the provided text?"
+// (value_type singular, e.g. "number").
+std::string niah_single_question(const std::string& value_type, const std::string& key);
 std::string niah_uuid(uint64_t hi, uint64_t lo);
 // A UUID from two draws in a fixed order (argument evaluation order is unspecified in C++;
 // this is the order GCC used when the committed results were generated: low half first).

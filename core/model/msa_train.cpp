@@ -44,10 +44,12 @@ std::vector<int64_t> enc(const TextTokenizer& tok, const std::string& s) {
   return std::vector<int64_t>(ids.begin(), ids.end());
 }
 
-Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s) {
+// with_documents=false: the active sequence only (the "lm" objective and the probe use no memory).
+Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, bool with_documents = true) {
   Tokenized t;
-  for (size_t i = 0; i < s.documents.size(); ++i)
-    t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
+  if (with_documents)
+    for (size_t i = 0; i < s.documents.size(); ++i)
+      t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
   std::vector<uint8_t> in_id, in_answer;
   std::vector<int64_t> context;
   auto append = [&](const std::string& text, int role, bool trained) {
@@ -259,6 +261,12 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   return r;
 }
 
+// The "lm" objective's step s draws samples from index s * batch * seq_len / kPackedIndexStride on:
+// steps never reuse a sample when transcripts are at least this many tokens long (repeat_chars
+// transcripts are about 230, so consecutive steps share one or two samples; kept, since the
+// committed run logs were produced with it).
+constexpr uint64_t kPackedIndexStride = 256;
+
 // The "lm" objective (TrainConfig::DataStage): transcripts packed into [batch, seq_len], causal LM
 // loss on every target except template tokens and "[id]" steps. Sample indices continue from
 // first_index; returns the loss and fills answer accuracy and token counts.
@@ -268,7 +276,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const Trainin
   std::vector<int64_t> ids, labels;
   std::vector<uint8_t> answer;
   for (uint64_t idx = first_index; static_cast<int64_t>(ids.size()) < n; ++idx) {
-    Tokenized t = tokenize(tok, make_training_sample(data, idx));
+    Tokenized t = tokenize(tok, make_training_sample(data, idx), /*with_documents=*/false);
     for (size_t i = 0; i < t.active.size(); ++i) {
       ids.push_back(t.active[i]);
       labels.push_back(t.id_target[i] ? -100 : t.labels[i] != -100 ? t.labels[i] : t.context_labels[i]);
@@ -561,9 +569,10 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     adam.zero_grad();
     const int batch = cfg.batch_at(step);
     const auto* stage = cfg.stage_at(step);
-    if (stage && stage->objective == "lm") {
+    const bool lm_stage = stage && stage->objective == "lm";
+    if (lm_stage) {
       SampleLoss l = packed_lm_loss(model, *tok, stage->data, batch, stage->seq_len,
-                                    static_cast<uint64_t>(step) * static_cast<uint64_t>(batch) * stage->seq_len / 256);
+                                    static_cast<uint64_t>(step) * batch * stage->seq_len / kPackedIndexStride);
       l.lm.backward();
       acc_loss += l.lm.item<double>();
       acc_lm += l.lm.item<double>();
@@ -571,7 +580,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_tokens += l.tokens;
       ++acc_n;
     }
-    for (int b = 0; b < (stage && stage->objective == "lm" ? 0 : batch); ++b) {
+    for (int b = 0; b < (lm_stage ? 0 : batch); ++b) {
       TrainingSample s = make_training_sample(cfg.data_at(step), static_cast<uint64_t>(step) * batch + b);
       SampleLoss l = sample_loss(model, opt, cfg, tokenize(*tok, s));
       auto loss = (w_lm * (l.lm + cfg.context_lm_weight * l.context_lm) + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / batch;
@@ -651,15 +660,12 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
   int64_t digits = 0, digit_hits = 0;
   for (int i = 0; i < samples; ++i) {
     TrainingSample s = make_training_sample(data, static_cast<uint64_t>(i));
-    std::string prompt = std::string(interleave::kTemplateHead) + interleave::routing_query(s.question) +
-                         interleave::kTemplateTail + interleave::kResponseHead;
-    for (const auto& seg : s.response) {
-      if (seg.trained && seg.text.rfind(interleave::kAnswerPrefix, 0) == 0) break;  // the first answer
-      prompt += seg.text;
-    }
-    prompt += interleave::kAnswerPrefix;
-    auto ids32 = tok->encode(prompt, true);
-    auto g = generate(model, {std::vector<int64_t>(ids32.begin(), ids32.end())}, opt);
+    // The transcript up to the first answer value: the last token whose target is a value token.
+    Tokenized t = tokenize(*tok, s, /*with_documents=*/false);
+    const auto first = std::find(t.answer_target.begin(), t.answer_target.end(), 1);
+    if (first == t.answer_target.end()) throw Error("probe: the config's data (task '" + data.task + "') has no answer to probe");
+    std::vector<int64_t> prompt(t.active.begin(), t.active.begin() + (first - t.answer_target.begin()) + 1);
+    auto g = generate(model, {prompt}, opt);
     const auto& out = g.tokens[0];
     const std::string text = tok->decode(std::vector<int32_t>(out.begin(), out.end()), true);
     r.exact += text == s.answer;
