@@ -150,12 +150,54 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 // haystack words written twice, so every token of the second copy is predictable only by copying
 // from the first (the circuit the protocol's answers and ids need, with a dense signal).
 // "repeat_chars" (chars=true): the block is 24 random lowercase letters, the simplest copy check.
-TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool chars) {
+// Its fixed length lets a head that attends a fixed 24 tokens back do the copying; such a model
+// fails on any other length (session 5), so it teaches no content-based copying.
+// "copy_chars" (varlen=true): 1-6 lines of 4-40 random letters and digits, "Again:", the block
+// again. The varying length leaves content matching (an induction head) as the only way to copy.
+// "periodic": a random string of 1-8 letters and digits repeated to 40-160 characters. Each
+// sample is predictable from the token a fixed distance back, which rewards the previous-token
+// (short-offset) heads that an induction head composes with; random copy data alone gives those
+// heads no reward until the induction head exists (a long plateau, session 5).
+// "copy_ids" (ids=true): the same with each symbol a document id "[i]" (i < max_doc_id, or 4096)
+// half of the time. With a bytes+ids tokenizer an id is one token of thousands, so matching the
+// current token finds the one right place to copy from: a strong first signal for the induction
+// circuit, which the 36 symbols of copy_chars (each seen twice per block) blur.
+static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+TrainingSample periodic_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
+  TrainingSample s;
+  fill_documents(rng, cfg, ndocs, s);
+  std::string period;
+  for (int i = 1 + static_cast<int>(draw(rng, 8)); i > 0; --i) period += kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
+  std::string text;
+  for (size_t n = 40 + draw(rng, 121); text.size() < n;) text += period[text.size() % period.size()];
+  s.positives = {static_cast<int>(draw(rng, ndocs))};
+  s.question = "Continue the pattern.";
+  s.response.push_back({text + interleave::kImEnd, true});
+  s.answer = text;
+  return s;
+}
+
+TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool chars,
+                             bool varlen = false, bool ids = false) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
   std::string block;
-  if (chars)
+  if (varlen) {
+    const uint64_t id_range = cfg.max_doc_id > 0 ? static_cast<uint64_t>(cfg.max_doc_id) : 4096;
+    for (int line = 1 + static_cast<int>(draw(rng, 6)); line > 0; --line) {
+      const int len = 4 + static_cast<int>(draw(rng, 37));
+      for (int i = 0; i < len; ++i) {
+        if (ids && draw(rng, 2) == 0)
+          block += "[" + std::to_string(draw(rng, id_range)) + "]";
+        else
+          block += kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
+      }
+      block += "\n";
+    }
+  } else if (chars) {
     for (int i = 0; i < 24; ++i) block += static_cast<char>('a' + draw(rng, 26));
+  }
   const int lines = chars ? 0 : 2 + static_cast<int>(draw(rng, 5));
   for (int i = 0; i < lines; ++i) {
     switch (draw(rng, 3)) {
@@ -172,7 +214,8 @@ TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
   }
   s.positives = {static_cast<int>(draw(rng, ndocs))};
   s.question = "Repeat the text.";
-  s.response.push_back({block, false});
+  // A varying block needs a mark where the copy starts, as "is: " marks where an answer value starts.
+  s.response.push_back({varlen ? block + "Again:\n" : block, false});
   s.response.push_back({block + interleave::kImEnd, true});
   s.answer = block;
   return s;
@@ -196,7 +239,11 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   if (task == "niah") return niah_sample(rng, cfg, ndocs);
   if (task == "twohop") return twohop_sample(rng, cfg, ndocs);
   if (task == "repeat" || task == "repeat_chars") return repeat_sample(rng, cfg, ndocs, task == "repeat_chars");
-  throw Error("training data: unknown task '" + cfg.task + "' (niah, twohop, mix, repeat, repeat_chars)");
+  if (task == "copy_mix") task = draw(rng, 2) == 0 ? "periodic" : "copy_chars";
+  if (task == "periodic") return periodic_sample(rng, cfg, ndocs);
+  if (task == "copy_chars" || task == "copy_ids") return repeat_sample(rng, cfg, ndocs, true, true, task == "copy_ids");
+  throw Error("training data: unknown task '" + cfg.task +
+              "' (niah, twohop, mix, repeat, repeat_chars, copy_chars, copy_ids, periodic, copy_mix)");
 }
 
 }  // namespace msabench

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -53,7 +54,9 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, bool with_
   std::vector<uint8_t> in_id, in_answer;
   std::vector<int64_t> context;
   auto append = [&](const std::string& text, int role, bool trained) {
-    const bool id_step = trained && !text.empty() && text[0] == '[';
+    const bool id_step = trained && !text.empty() && text[0] == '[' && text.size() > std::strlen(interleave::kObjectRefEnd) &&
+                         text.compare(text.size() - std::strlen(interleave::kObjectRefEnd), std::string::npos,
+                                      interleave::kObjectRefEnd) == 0;
     const bool answer = trained && text.rfind(interleave::kAnswerPrefix, 0) == 0;
     const auto value_begin = static_cast<int64_t>(enc(tok, answer ? interleave::kAnswerPrefix : "").size());
     const auto ids = enc(tok, text);
@@ -348,12 +351,6 @@ void warm_start(Qwen3Model& model, const std::string& init_from, const TextToken
   }
 }
 
-double lr_at(const TrainConfig& c, int64_t step) {
-  if (step < c.warmup_steps) return c.lr * (step + 1) / c.warmup_steps;
-  const double prog = std::min(1.0, static_cast<double>(step - c.warmup_steps) / std::max<int64_t>(1, c.steps - c.warmup_steps));
-  return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + std::cos(M_PI * prog));
-}
-
 }  // namespace
 
 namespace {
@@ -389,6 +386,15 @@ const TrainingDataConfig& TrainConfig::data_at(int64_t step) const {
   return st ? st->data : data;
 }
 
+double TrainConfig::lr_at(int64_t step) const {
+  if (step < warmup_steps) return lr * (step + 1) / warmup_steps;
+  const double prog = std::min(1.0, static_cast<double>(step - warmup_steps) / std::max<int64_t>(1, steps - warmup_steps));
+  const double cosine = min_lr + 0.5 * (lr - min_lr) * (1 + std::cos(M_PI * prog));
+  const auto* st = stage_at(step);
+  if (st && step - st->from_step < st->warmup_steps) return cosine * (step - st->from_step + 1) / st->warmup_steps;
+  return cosine;
+}
+
 int TrainConfig::batch_at(int64_t step) const {
   const auto* st = stage_at(step);
   return st ? st->batch : batch;
@@ -413,6 +419,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
                     st.value("batch", j.value("batch", c.batch))};
         d.objective = st.value("objective", d.objective);
         d.seq_len = st.value("seq_len", d.seq_len);
+        d.warmup_steps = st.value("warmup_steps", d.warmup_steps);
+        d.from_step = prev;
+        if (d.warmup_steps < 0) throw Error("curriculum: warmup_steps must be >= 0");
         if (d.batch < 1) throw Error("curriculum: batch must be >= 1");
         if (d.objective != "msa" && d.objective != "lm")
           throw Error("curriculum: objective must be msa or lm (got '" + d.objective + "')");
@@ -474,7 +483,7 @@ json TrainConfig::to_json() const {
           {"max_seconds", max_seconds}, {"curriculum", [this] {
              json a = json::array();
              for (const auto& st : curriculum) a.push_back({{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch},
-                          {"objective", st.objective}, {"seq_len", st.seq_len}});
+                          {"objective", st.objective}, {"seq_len", st.seq_len}, {"warmup_steps", st.warmup_steps}});
              return a;
            }()}};
 }
@@ -564,7 +573,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   while (step < cfg.steps) {
     const bool phase1 = step < cfg.phase1_steps;
     const double w_lm = phase1 ? 0.1 : 1.0, w_aux = phase1 ? 1.0 : 0.1;
-    const double lr = lr_at(cfg, step);
+    const double lr = cfg.lr_at(step);
     for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     adam.zero_grad();
     const int batch = cfg.batch_at(step);
@@ -661,11 +670,18 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
   for (int i = 0; i < samples; ++i) {
     TrainingSample s = make_training_sample(data, static_cast<uint64_t>(i));
     // The transcript up to the first answer value: the last token whose target is a value token.
+    // Copy tasks have no answer value; their probe is the trained second copy of the block.
     Tokenized t = tokenize(*tok, s, /*with_documents=*/false);
-    const auto first = std::find(t.answer_target.begin(), t.answer_target.end(), 1);
-    if (first == t.answer_target.end()) throw Error("probe: the config's data (task '" + data.task + "') has no answer to probe");
-    std::vector<int64_t> prompt(t.active.begin(), t.active.begin() + (first - t.answer_target.begin()) + 1);
-    auto g = generate(model, {prompt}, opt);
+    const auto end = static_cast<int64_t>(t.answer_target.size());
+    auto first = std::find(t.answer_target.begin(), t.answer_target.end(), 1) - t.answer_target.begin();
+    SamplingOptions o = opt;
+    if (first == end && s.response.back().text == s.answer + interleave::kImEnd) {
+      first = std::find_if(t.labels.begin(), t.labels.end(), [](int64_t l) { return l != -100; }) - t.labels.begin();
+      o.max_new_tokens = static_cast<int>(end - first);
+    }
+    if (first == end) throw Error("probe: the config's data (task '" + data.task + "') has no answer to probe");
+    std::vector<int64_t> prompt(t.active.begin(), t.active.begin() + first + 1);
+    auto g = generate(model, {prompt}, o);
     const auto& out = g.tokens[0];
     const std::string text = tok->decode(std::vector<int32_t>(out.begin(), out.end()), true);
     r.exact += text == s.answer;

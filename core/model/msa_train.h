@@ -44,11 +44,16 @@ struct TrainConfig {
     int batch = 1;
     std::string objective = "msa";  // msa | lm
     int seq_len = 1024;
+    // The lr ramps up again over the stage's first warmup_steps steps: at the full lr a switch of
+    // data can wreck what the previous stage learnt (a loss spike of 1.4 -> 4.4 in session 4).
+    int64_t warmup_steps = 0;
+    int64_t from_step = 0;  // the previous stage's until_step (derived)
   };
   std::vector<DataStage> curriculum;
   const TrainingDataConfig& data_at(int64_t step) const;
   int batch_at(int64_t step) const;
   const DataStage* stage_at(int64_t step) const;  // nullptr past the curriculum
+  double lr_at(int64_t step) const;  // warmup, cosine to min_lr over `steps`, stage re-warmups
   int64_t steps = 1000;
   int batch = 1;                       // samples per optimizer step (gradient accumulation)
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.01, clip_norm = 1.0;
@@ -86,10 +91,11 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet = false);
 // (seed data.seed + 1000003, never a training seed), the transcript up to the answer (routing
 // query, the gold document injected, the restated question, "The answer to the question is: ")
 // is fed to the latest checkpoint as plain context and the greedy answer compared with the gold
-// value. It separates "cannot copy from its context" from "cannot name the document".
+// value. It separates "cannot copy from its context" from "cannot name the document". For the
+// copy tasks (repeat*, copy_*) it feeds the first copy and compares the generated second copy.
 struct CopyProbe {
   int64_t step = 0, samples = 0, exact = 0;
-  double digit_accuracy = 0;  // per position of the gold value
+  double digit_accuracy = 0;  // per character position of the gold value
   std::vector<std::pair<std::string, std::string>> examples;  // (gold, generated), first few
 };
 CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples);

@@ -4,9 +4,11 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "core/error.h"
 #include "core/model/msa_train.h"
@@ -128,6 +130,19 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
   ASSERT_NE(lm_cfg.stage_at(0), nullptr);
   EXPECT_EQ(lm_cfg.stage_at(0)->objective, "lm");
   EXPECT_EQ(lm_cfg.stage_at(2), nullptr);
+  // a stage's warmup ramps the lr again from its first step
+  lm_json["curriculum"][0]["warmup_steps"] = 2;
+  lm_json["curriculum"].push_back({{"until_step", 4}, {"warmup_steps", 2}});
+  const auto ramp = TrainConfig::from_json(lm_json, "lm.json");
+  EXPECT_EQ(ramp.curriculum[1].from_step, 2);
+  EXPECT_EQ(ramp.curriculum[1].warmup_steps, 2);
+  EXPECT_NEAR(ramp.lr_at(2), 0.5 * lm_cfg.lr_at(2), 1e-12);
+  EXPECT_NEAR(ramp.lr_at(3), lm_cfg.lr_at(3), 1e-12);
+  EXPECT_NEAR(ramp.lr_at(4), lm_cfg.lr_at(4), 1e-12);
+  lm_json["curriculum"][1]["warmup_steps"] = -1;
+  EXPECT_THROW(TrainConfig::from_json(lm_json, "lm.json"), Error);
+  lm_json["curriculum"].erase(1);
+  lm_json["curriculum"][0].erase("warmup_steps");
   lm_json["curriculum"][0]["objective"] = "mlm";
   EXPECT_THROW(TrainConfig::from_json(lm_json, "lm.json"), Error);
   lm_json["curriculum"][0]["objective"] = "lm";
@@ -235,4 +250,57 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
   ASSERT_EQ(c.response[0].text.size(), 24u);
   for (char ch : c.response[0].text) EXPECT_TRUE(ch >= 'a' && ch <= 'z');
   EXPECT_EQ(c.response[1].text, c.response[0].text + "<|im_end|>");
+  // copy_chars: varying lengths, so no fixed offset predicts the copy
+  d.task = "copy_chars";
+  std::set<size_t> lengths;
+  for (uint64_t i = 0; i < 20; ++i) {
+    const auto v = make_training_sample(d, i);
+    const std::string& b = v.response[0].text;
+    ASSERT_GE(b.size(), 5u + 7);
+    ASSERT_LE(b.size(), 6 * 41u + 7);
+    ASSERT_EQ(b.rfind("\nAgain:\n"), b.size() - 8);
+    for (char ch : b.substr(0, b.size() - 7)) EXPECT_TRUE(ch == '\n' || std::isalnum(static_cast<unsigned char>(ch)));
+    EXPECT_EQ(v.response[1].text, b.substr(0, b.size() - 7) + "<|im_end|>");
+    lengths.insert(b.size());
+  }
+  EXPECT_GE(lengths.size(), 8u);
+  // copy_ids: about half the symbols are document ids "[i]", i < max_doc_id
+  d.task = "copy_ids";
+  d.max_doc_id = 50;
+  int id_symbols = 0, char_symbols = 0;
+  for (uint64_t i = 0; i < 20; ++i) {
+    const auto v = make_training_sample(d, i);
+    const std::string& b = v.response[0].text;
+    EXPECT_EQ(v.response[1].text, b.substr(0, b.size() - 7) + "<|im_end|>");
+    for (size_t k = 0; k + 7 < b.size(); ++k) {
+      if (b[k] == '[') {
+        const size_t close = b.find(']', k);
+        ASSERT_NE(close, std::string::npos);
+        EXPECT_LT(std::stoi(b.substr(k + 1, close - k - 1)), 50);
+        ++id_symbols;
+        k = close;
+      } else if (b[k] != '\n') {
+        ++char_symbols;
+      }
+    }
+  }
+  EXPECT_GT(id_symbols, char_symbols / 2);
+  EXPECT_GT(char_symbols, id_symbols / 2);
+  // periodic: one trained segment, a short string repeated; copy_mix draws periodic and copy_chars
+  d.task = "periodic";
+  for (uint64_t i = 0; i < 10; ++i) {
+    const auto v = make_training_sample(d, i);
+    ASSERT_EQ(v.response.size(), 1u);
+    const std::string& t = v.answer;
+    ASSERT_GE(t.size(), 40u);
+    ASSERT_LE(t.size(), 160u);
+    size_t p = 1;
+    while (p <= 8 && t.compare(p, std::string::npos, t, 0, t.size() - p) != 0) ++p;
+    EXPECT_LE(p, 8u) << t;
+    EXPECT_EQ(v.response[0].text, t + "<|im_end|>");
+  }
+  d.task = "copy_mix";
+  std::set<size_t> segments;
+  for (uint64_t i = 0; i < 20; ++i) segments.insert(make_training_sample(d, i).response.size());
+  EXPECT_EQ(segments, (std::set<size_t>{1, 2}));
 }
