@@ -888,7 +888,7 @@ int main(int argc, char** argv) {
         for (const auto& [gold, got] : p.examples) ex.push_back({{"gold", gold}, {"generated", got}});
         std::printf("%s\n", json({{"checkpoint", cfg.out_dir + "/checkpoint"}, {"step", p.step}, {"samples", p.samples},
                                    {"exact_match", static_cast<double>(p.exact) / p.samples},
-                                   {"digit_accuracy", p.digit_accuracy}, {"examples", ex}})
+                                   {"digit_accuracy", p.digit_accuracy}, {"target_nll", p.target_nll}, {"examples", ex}})
                                  .dump(1)
                                  .c_str());
       }

@@ -666,7 +666,8 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
   opt.max_new_tokens = 12;
   for (const char* st : {interleave::kImEnd, "<|endoftext|>"})
     if (auto id = tok->token_id(st)) opt.stop_token_ids.push_back(*id);
-  int64_t digits = 0, digit_hits = 0;
+  int64_t digits = 0, digit_hits = 0, nll_tokens = 0;
+  double nll = 0;
   for (int i = 0; i < samples; ++i) {
     TrainingSample s = make_training_sample(data, static_cast<uint64_t>(i));
     // The transcript up to the first answer value: the last token whose target is a value token.
@@ -675,12 +676,23 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
     const auto end = static_cast<int64_t>(t.answer_target.size());
     auto first = std::find(t.answer_target.begin(), t.answer_target.end(), 1) - t.answer_target.begin();
     SamplingOptions o = opt;
+    std::vector<uint8_t> target = t.answer_target;
     if (first == end && s.response.back().text == s.answer + interleave::kImEnd) {
       first = std::find_if(t.labels.begin(), t.labels.end(), [](int64_t l) { return l != -100; }) - t.labels.begin();
       o.max_new_tokens = static_cast<int>(end - first);
+      for (size_t i = 0; i < target.size(); ++i) target[i] = t.labels[i] != -100;
     }
     if (first == end) throw Error("probe: the config's data (task '" + data.task + "') has no answer to probe");
     std::vector<int64_t> prompt(t.active.begin(), t.active.begin() + first + 1);
+    // Teacher-forced NLL of the target tokens (the value, or the second copy with its end token):
+    // partial copying shows here before greedy decoding gets a whole string right.
+    const auto ids = torch::tensor(t.active, torch::kInt64).unsqueeze(0);
+    const auto logp = torch::log_softmax(model.forward(ids, torch::arange(ids.size(1), torch::kInt64).unsqueeze(0))[0], -1);
+    for (int64_t i = 0; i + 1 < end; ++i)
+      if (target[i]) {
+        nll -= logp[i][t.active[i + 1]].item<double>();
+        ++nll_tokens;
+      }
     auto g = generate(model, {prompt}, o);
     const auto& out = g.tokens[0];
     const std::string text = tok->decode(std::vector<int32_t>(out.begin(), out.end()), true);
@@ -690,6 +702,7 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
   }
   r.samples = samples;
   r.digit_accuracy = digits ? static_cast<double>(digit_hits) / digits : 0;
+  r.target_nll = nll_tokens ? nll / nll_tokens : 0;
   return r;
 }
 

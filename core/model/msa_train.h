@@ -96,6 +96,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet = false);
 struct CopyProbe {
   int64_t step = 0, samples = 0, exact = 0;
   double digit_accuracy = 0;  // per character position of the gold value
+  // Mean teacher-forced NLL (nats) of the target tokens: the answer value's, or the second copy's
+  // and its end token. Chance is ln 10 = 2.30 for digits, ln 36 = 3.58 for copy_chars symbols.
+  double target_nll = 0;
   std::vector<std::pair<std::string, std::string>> examples;  // (gold, generated), first few
 };
 CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples);

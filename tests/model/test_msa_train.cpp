@@ -157,6 +157,17 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
     const auto sum = train_msa(c, true);
     EXPECT_EQ(sum.steps_done, 3);
     EXPECT_TRUE(std::isfinite(sum.last_loss));
+    // the copy probe: an untrained model is near chance on the answer value and on a copy block
+    const auto p = probe_answer_copy(c, 2);
+    EXPECT_EQ(p.samples, 2);
+    EXPECT_GT(p.target_nll, 1.0);
+    EXPECT_LT(p.target_nll, 20.0);
+    c.data.task = "copy_chars";
+    const auto pc = probe_answer_copy(c, 2);
+    ASSERT_FALSE(pc.examples.empty());
+    EXPECT_EQ(pc.examples[0].first.find("Again:"), std::string::npos);
+    EXPECT_GT(pc.target_nll, 1.0);
+    EXPECT_LE(pc.exact, 2);
     fs::remove_all(c.out_dir);
   }
   warm.steps = 1;  // one step: compare against the source before the weights move far
