@@ -152,16 +152,18 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 // "repeat_chars" (chars=true): the block is 24 random lowercase letters, the simplest copy check.
 // Its fixed length lets a head that attends a fixed 24 tokens back do the copying; such a model
 // fails on any other length (session 5), so it teaches no content-based copying.
-// "copy_chars" (varlen=true): 1-6 lines of 4-40 random letters and digits, "Again:", the block
-// again. The varying length leaves content matching (an induction head) as the only way to copy.
+// "copy_chars": copy_pairs blocks of 1-6 lines of 4-40 random letters and digits (the copy_*
+// knobs), each followed by "Again:" and the block again. The varying length leaves content
+// matching (an induction head) as the only way to copy.
+// "copy_ids": the same with each symbol a document id "[i]" (i < max_doc_id, or 4096) half of
+// the time. With a bytes+ids tokenizer an id is one token of thousands, so matching the current
+// token finds the one right place to copy from.
 // "periodic": a random string of 1-8 letters and digits repeated to 40-160 characters. Each
 // sample is predictable from the token a fixed distance back, which rewards the previous-token
-// (short-offset) heads that an induction head composes with; random copy data alone gives those
-// heads no reward until the induction head exists (a long plateau, session 5).
-// "copy_ids" (ids=true): the same with each symbol a document id "[i]" (i < max_doc_id, or 4096)
-// half of the time. With a bytes+ids tokenizer an id is one token of thousands, so matching the
-// current token finds the one right place to copy from: a strong first signal for the induction
-// circuit, which the 36 symbols of copy_chars (each seen twice per block) blur.
+// (short-offset) heads that an induction head composes with.
+// Session 5 found which of these matter: with rope_theta 1e4 and head_dim 32 few rotary
+// frequencies stay steady over a block's distance and no run learnt copy_chars; with 1e6 (Qwen3's
+// value) the tiny model learnt it within 2M tokens (results/msa-small-copy/README.md).
 static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 TrainingSample periodic_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
@@ -178,26 +180,46 @@ TrainingSample periodic_sample(std::mt19937_64& rng, const TrainingDataConfig& c
   return s;
 }
 
-TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool chars,
-                             bool varlen = false, bool ids = false) {
+// One block of copy_chars / copy_ids (see above).
+std::string copy_block(std::mt19937_64& rng, const TrainingDataConfig& cfg, bool ids) {
+  const uint64_t id_range = cfg.max_doc_id > 0 ? static_cast<uint64_t>(cfg.max_doc_id) : 4096;
+  std::string block;
+  for (int line = 1 + static_cast<int>(draw(rng, cfg.copy_max_lines)); line > 0; --line) {
+    const int len = cfg.copy_min_len + static_cast<int>(draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1));
+    for (int i = 0; i < len; ++i) {
+      if (ids && draw(rng, 2) == 0)
+        block += "[" + std::to_string(draw(rng, id_range)) + "]";
+      else
+        block += kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
+    }
+    block += "\n";
+  }
+  return block;
+}
+
+// copy_pairs blocks, each followed by "Again:" (a mark where the copy starts, as "is: " marks
+// where an answer value starts) and its trained copy. Several pairs per transcript keep the
+// routing template from being most of every packed "lm" row.
+TrainingSample copy_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool ids) {
+  TrainingSample s;
+  fill_documents(rng, cfg, ndocs, s);
+  for (int pair = 0; pair < cfg.copy_pairs; ++pair) {
+    const std::string block = copy_block(rng, cfg, ids);
+    s.response.push_back({block + "Again:\n", false});
+    s.response.push_back({pair + 1 == cfg.copy_pairs ? block + interleave::kImEnd : block, true});
+    s.answer = block;
+  }
+  s.positives = {static_cast<int>(draw(rng, ndocs))};
+  s.question = "Repeat the text.";
+  return s;
+}
+
+TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool chars) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
   std::string block;
-  if (varlen) {
-    const uint64_t id_range = cfg.max_doc_id > 0 ? static_cast<uint64_t>(cfg.max_doc_id) : 4096;
-    for (int line = 1 + static_cast<int>(draw(rng, 6)); line > 0; --line) {
-      const int len = 4 + static_cast<int>(draw(rng, 37));
-      for (int i = 0; i < len; ++i) {
-        if (ids && draw(rng, 2) == 0)
-          block += "[" + std::to_string(draw(rng, id_range)) + "]";
-        else
-          block += kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
-      }
-      block += "\n";
-    }
-  } else if (chars) {
+  if (chars)
     for (int i = 0; i < 24; ++i) block += static_cast<char>('a' + draw(rng, 26));
-  }
   const int lines = chars ? 0 : 2 + static_cast<int>(draw(rng, 5));
   for (int i = 0; i < lines; ++i) {
     switch (draw(rng, 3)) {
@@ -214,8 +236,7 @@ TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
   }
   s.positives = {static_cast<int>(draw(rng, ndocs))};
   s.question = "Repeat the text.";
-  // A varying block needs a mark where the copy starts, as "is: " marks where an answer value starts.
-  s.response.push_back({varlen ? block + "Again:\n" : block, false});
+  s.response.push_back({block, false});
   s.response.push_back({block + interleave::kImEnd, true});
   s.answer = block;
   return s;
@@ -230,6 +251,8 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
     throw Error("training data: needle_position must be random or end");
   if (cfg.max_distractors < 0 || cfg.max_distractors > 16) throw Error("training data: max_distractors must be in [0, 16]");
   if (cfg.extra_questions < 0 || cfg.extra_questions > 16) throw Error("training data: extra_questions must be in [0, 16]");
+  if (cfg.copy_min_len < 1 || cfg.copy_max_len < cfg.copy_min_len || cfg.copy_max_lines < 1 || cfg.copy_pairs < 1)
+    throw Error("training data: need 1 <= copy_min_len <= copy_max_len, copy_max_lines >= 1, copy_pairs >= 1");
   if (cfg.max_doc_id > 0 && cfg.max_doc_id < cfg.max_docs)
     throw Error("training data: max_doc_id must be 0 or at least max_docs");
   std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));
@@ -241,7 +264,7 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   if (task == "repeat" || task == "repeat_chars") return repeat_sample(rng, cfg, ndocs, task == "repeat_chars");
   if (task == "copy_mix") task = draw(rng, 2) == 0 ? "periodic" : "copy_chars";
   if (task == "periodic") return periodic_sample(rng, cfg, ndocs);
-  if (task == "copy_chars" || task == "copy_ids") return repeat_sample(rng, cfg, ndocs, true, true, task == "copy_ids");
+  if (task == "copy_chars" || task == "copy_ids") return copy_sample(rng, cfg, ndocs, task == "copy_ids");
   throw Error("training data: unknown task '" + cfg.task +
               "' (niah, twohop, mix, repeat, repeat_chars, copy_chars, copy_ids, periodic, copy_mix)");
 }

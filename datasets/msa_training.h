@@ -62,6 +62,10 @@ struct TrainingDataConfig {
   int extra_questions = 0;
   // niah: each sample has 0..max_distractors needles with other keys in random documents.
   int max_distractors = 3;
+  // copy_chars, copy_ids: 1..copy_max_lines lines of copy_min_len..copy_max_len symbols. Short
+  // blocks first put the copy a few tokens back, where the induction circuit is found sooner.
+  int copy_min_len = 4, copy_max_len = 40, copy_max_lines = 6;
+  int copy_pairs = 1;  // blocks (each with its copy) per transcript
   uint64_t seed = 1;
 };
 

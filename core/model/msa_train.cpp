@@ -364,6 +364,10 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   c.needle_position = d.value("needle_position", c.needle_position);
   c.extra_questions = d.value("extra_questions", c.extra_questions);
   c.max_distractors = d.value("max_distractors", c.max_distractors);
+  c.copy_min_len = d.value("copy_min_len", c.copy_min_len);
+  c.copy_max_len = d.value("copy_max_len", c.copy_max_len);
+  c.copy_max_lines = d.value("copy_max_lines", c.copy_max_lines);
+  c.copy_pairs = d.value("copy_pairs", c.copy_pairs);
   c.seed = d.value("seed", c.seed);
   return c;
 }
@@ -371,6 +375,8 @@ json data_json(const TrainingDataConfig& d) {
   return {{"task", d.task}, {"min_docs", d.min_docs}, {"max_docs", d.max_docs}, {"doc_words", d.doc_words},
           {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"needle_position", d.needle_position},
           {"extra_questions", d.extra_questions}, {"max_distractors", d.max_distractors},
+          {"copy_min_len", d.copy_min_len}, {"copy_max_len", d.copy_max_len}, {"copy_max_lines", d.copy_max_lines},
+          {"copy_pairs", d.copy_pairs},
           {"seed", d.seed}};
 }
 }  // namespace

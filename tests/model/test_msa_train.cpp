@@ -275,6 +275,27 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
     lengths.insert(b.size());
   }
   EXPECT_GE(lengths.size(), 8u);
+  // copy knobs: short single lines, several pairs per transcript; the last copy ends the answer
+  {
+    TrainingDataConfig k = d;
+    k.copy_min_len = 3;
+    k.copy_max_len = 5;
+    k.copy_max_lines = 1;
+    k.copy_pairs = 4;
+    const auto v = make_training_sample(k, 7);
+    ASSERT_EQ(v.response.size(), 8u);
+    for (size_t p = 0; p < 4; ++p) {
+      const std::string& src = v.response[2 * p].text;
+      EXPECT_FALSE(v.response[2 * p].trained);
+      EXPECT_TRUE(v.response[2 * p + 1].trained);
+      ASSERT_GE(src.size(), 4u + 7);
+      ASSERT_LE(src.size(), 6u + 7);
+      EXPECT_EQ(v.response[2 * p + 1].text, src.substr(0, src.size() - 7) + (p == 3 ? "<|im_end|>" : ""));
+    }
+    EXPECT_EQ(v.answer + "<|im_end|>", v.response.back().text);
+    k.copy_max_len = 2;
+    EXPECT_THROW(make_training_sample(k, 0), Error);
+  }
   // copy_ids: about half the symbols are document ids "[i]", i < max_doc_id
   d.task = "copy_ids";
   d.max_doc_id = 50;
