@@ -197,7 +197,7 @@ std::string copy_block(std::mt19937_64& rng, const TrainingDataConfig& cfg, bool
   return block;
 }
 
-// copy_pairs blocks, each followed by "Again:" (a mark where the copy starts, as "is: " marks
+// copy_pairs blocks, each followed by up to copy_gap_words haystack words, "Again:" (a mark where the copy starts, as "is: " marks
 // where an answer value starts) and its trained copy. Several pairs per transcript keep the
 // routing template from being most of every packed "lm" row.
 TrainingSample copy_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool ids) {
@@ -205,7 +205,10 @@ TrainingSample copy_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
   fill_documents(rng, cfg, ndocs, s);
   for (int pair = 0; pair < cfg.copy_pairs; ++pair) {
     const std::string block = copy_block(rng, cfg, ids);
-    s.response.push_back({block + "Again:\n", false});
+    std::string gap;
+    if (cfg.copy_gap_words > 0)
+      if (const int words = static_cast<int>(draw(rng, cfg.copy_gap_words + 1)); words > 0) gap = filler(rng, words) + "\n";
+    s.response.push_back({block + gap + "Again:\n", false});
     s.response.push_back({pair + 1 == cfg.copy_pairs ? block + interleave::kImEnd : block, true});
     s.answer = block;
   }
@@ -251,8 +254,9 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
     throw Error("training data: needle_position must be random or end");
   if (cfg.max_distractors < 0 || cfg.max_distractors > 16) throw Error("training data: max_distractors must be in [0, 16]");
   if (cfg.extra_questions < 0 || cfg.extra_questions > 16) throw Error("training data: extra_questions must be in [0, 16]");
-  if (cfg.copy_min_len < 1 || cfg.copy_max_len < cfg.copy_min_len || cfg.copy_max_lines < 1 || cfg.copy_pairs < 1)
-    throw Error("training data: need 1 <= copy_min_len <= copy_max_len, copy_max_lines >= 1, copy_pairs >= 1");
+  if (cfg.copy_min_len < 1 || cfg.copy_max_len < cfg.copy_min_len || cfg.copy_max_lines < 1 || cfg.copy_pairs < 1 ||
+      cfg.copy_gap_words < 0)
+    throw Error("training data: need 1 <= copy_min_len <= copy_max_len, copy_max_lines >= 1, copy_pairs >= 1, copy_gap_words >= 0");
   if (cfg.max_doc_id > 0 && cfg.max_doc_id < cfg.max_docs)
     throw Error("training data: max_doc_id must be 0 or at least max_docs");
   std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));

@@ -66,6 +66,9 @@ struct TrainingDataConfig {
   // blocks first put the copy a few tokens back, where the induction circuit is found sooner.
   int copy_min_len = 4, copy_max_len = 40, copy_max_lines = 6;
   int copy_pairs = 1;  // blocks (each with its copy) per transcript
+  // 0..copy_gap_words haystack words between a block and its copy: copying across prose at the
+  // distances of a needle from its answer (a copy learnt a few tokens back does not reach there).
+  int copy_gap_words = 0;
   uint64_t seed = 1;
 };
 

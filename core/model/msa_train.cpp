@@ -368,6 +368,7 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   c.copy_max_len = d.value("copy_max_len", c.copy_max_len);
   c.copy_max_lines = d.value("copy_max_lines", c.copy_max_lines);
   c.copy_pairs = d.value("copy_pairs", c.copy_pairs);
+  c.copy_gap_words = d.value("copy_gap_words", c.copy_gap_words);
   c.seed = d.value("seed", c.seed);
   return c;
 }
@@ -376,7 +377,7 @@ json data_json(const TrainingDataConfig& d) {
           {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"needle_position", d.needle_position},
           {"extra_questions", d.extra_questions}, {"max_distractors", d.max_distractors},
           {"copy_min_len", d.copy_min_len}, {"copy_max_len", d.copy_max_len}, {"copy_max_lines", d.copy_max_lines},
-          {"copy_pairs", d.copy_pairs},
+          {"copy_pairs", d.copy_pairs}, {"copy_gap_words", d.copy_gap_words},
           {"seed", d.seed}};
 }
 }  // namespace

@@ -293,6 +293,21 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
       EXPECT_EQ(v.response[2 * p + 1].text, src.substr(0, src.size() - 7) + (p == 3 ? "<|im_end|>" : ""));
     }
     EXPECT_EQ(v.answer + "<|im_end|>", v.response.back().text);
+    // copy_gap_words: haystack words between a block and "Again:", the copy unchanged
+    k.copy_pairs = 1;
+    k.copy_gap_words = 30;
+    bool gap_seen = false;
+    for (uint64_t i = 0; i < 8; ++i) {
+      const auto g = make_training_sample(k, i);
+      const std::string& src = g.response[0].text;
+      ASSERT_EQ(src.compare(0, g.answer.size(), g.answer), 0);
+      gap_seen |= src.find(' ') != std::string::npos;
+      EXPECT_EQ(src.substr(src.size() - 7), "Again:\n");
+    }
+    EXPECT_TRUE(gap_seen);
+    k.copy_gap_words = -1;
+    EXPECT_THROW(make_training_sample(k, 0), Error);
+    k.copy_gap_words = 0;
     k.copy_max_len = 2;
     EXPECT_THROW(make_training_sample(k, 0), Error);
   }
