@@ -161,9 +161,10 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 // "periodic": a random string of 1-8 letters and digits repeated to 40-160 characters. Each
 // sample is predictable from the token a fixed distance back, which rewards the previous-token
 // (short-offset) heads that an induction head composes with.
-// Session 5 found which of these matter: with rope_theta 1e4 and head_dim 32 few rotary
-// frequencies stay steady over a block's distance and no run learnt copy_chars; with 1e6 (Qwen3's
-// value) the tiny model learnt it within 2M tokens (results/msa-small-copy/README.md).
+// Session 5 (results/msa-small-copy/README.md): copying was learnt only with short blocks, many
+// pairs per transcript and rope_theta 1e6 (Qwen3's value; with head_dim 32 and 1e4 few rotary
+// frequencies stay steady over a copy's distance): the tiny model within about 2M tokens. The
+// same data with 1e4, or long blocks one pair at a time, stayed at the no-copy loss for 4-33M tokens.
 static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 TrainingSample periodic_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {

@@ -396,10 +396,10 @@ const TrainingDataConfig& TrainConfig::data_at(int64_t step) const {
 double TrainConfig::lr_at(int64_t step) const {
   if (step < warmup_steps) return lr * (step + 1) / warmup_steps;
   const double prog = std::min(1.0, static_cast<double>(step - warmup_steps) / std::max<int64_t>(1, steps - warmup_steps));
-  const double cosine = min_lr + 0.5 * (lr - min_lr) * (1 + std::cos(M_PI * prog));
   const auto* st = stage_at(step);
-  if (st && step - st->from_step < st->warmup_steps) return cosine * (step - st->from_step + 1) / st->warmup_steps;
-  return cosine;
+  const double base = st && st->lr > 0 ? st->lr : min_lr + 0.5 * (lr - min_lr) * (1 + std::cos(M_PI * prog));
+  if (st && step - st->from_step < st->warmup_steps) return base * (step - st->from_step + 1) / st->warmup_steps;
+  return base;
 }
 
 int TrainConfig::batch_at(int64_t step) const {
@@ -427,6 +427,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
         d.objective = st.value("objective", d.objective);
         d.seq_len = st.value("seq_len", d.seq_len);
         d.warmup_steps = st.value("warmup_steps", d.warmup_steps);
+        d.lr = st.value("lr", d.lr);
+        if (d.lr < 0) throw Error("curriculum: lr must be >= 0 (0: the run's cosine)");
         d.from_step = prev;
         if (d.warmup_steps < 0) throw Error("curriculum: warmup_steps must be >= 0");
         if (d.batch < 1) throw Error("curriculum: batch must be >= 1");
@@ -490,7 +492,8 @@ json TrainConfig::to_json() const {
           {"max_seconds", max_seconds}, {"curriculum", [this] {
              json a = json::array();
              for (const auto& st : curriculum) a.push_back({{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch},
-                          {"objective", st.objective}, {"seq_len", st.seq_len}, {"warmup_steps", st.warmup_steps}});
+                          {"objective", st.objective}, {"seq_len", st.seq_len}, {"warmup_steps", st.warmup_steps},
+                          {"lr", st.lr}});
              return a;
            }()}};
 }

@@ -47,6 +47,9 @@ struct TrainConfig {
     // The lr ramps up again over the stage's first warmup_steps steps: at the full lr a switch of
     // data can wreck what the previous stage learnt (a loss spike of 1.4 -> 4.4 in session 4).
     int64_t warmup_steps = 0;
+    // > 0: the stage trains at this constant lr (after its warmup) instead of the run's cosine,
+    // so a stage added late in a run is not stuck at the cosine's tail.
+    double lr = 0;
     int64_t from_step = 0;  // the previous stage's until_step (derived)
   };
   std::vector<DataStage> curriculum;

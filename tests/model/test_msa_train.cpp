@@ -139,6 +139,14 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
   EXPECT_NEAR(ramp.lr_at(2), 0.5 * lm_cfg.lr_at(2), 1e-12);
   EXPECT_NEAR(ramp.lr_at(3), lm_cfg.lr_at(3), 1e-12);
   EXPECT_NEAR(ramp.lr_at(4), lm_cfg.lr_at(4), 1e-12);
+  lm_json["curriculum"][1]["lr"] = 0.5;
+  const auto flat = TrainConfig::from_json(lm_json, "lm.json");
+  EXPECT_NEAR(flat.lr_at(2), 0.25, 1e-12);
+  EXPECT_NEAR(flat.lr_at(3), 0.5, 1e-12);
+  EXPECT_NEAR(flat.lr_at(1), lm_cfg.lr_at(1), 1e-12);
+  lm_json["curriculum"][1]["lr"] = -1;
+  EXPECT_THROW(TrainConfig::from_json(lm_json, "lm.json"), Error);
+  lm_json["curriculum"][1].erase("lr");
   lm_json["curriculum"][1]["warmup_steps"] = -1;
   EXPECT_THROW(TrainConfig::from_json(lm_json, "lm.json"), Error);
   lm_json["curriculum"].erase(1);
