@@ -264,6 +264,9 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   const int ndocs = cfg.min_docs + static_cast<int>(draw(rng, cfg.max_docs - cfg.min_docs + 1));
   std::string task = cfg.task;
   if (task == "mix") task = draw(rng, 3) == 0 ? "twohop" : "niah";
+  // NIAH transcripts alone wear a copy circuit down before answers use it (session 5); half
+  // copy_chars samples keep it trained while the needle lookup is learnt.
+  if (task == "niah_copy") task = draw(rng, 2) == 0 ? "copy_chars" : "niah";
   if (task == "niah") return niah_sample(rng, cfg, ndocs);
   if (task == "twohop") return twohop_sample(rng, cfg, ndocs);
   if (task == "repeat" || task == "repeat_chars") return repeat_sample(rng, cfg, ndocs, task == "repeat_chars");
@@ -271,7 +274,7 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   if (task == "periodic") return periodic_sample(rng, cfg, ndocs);
   if (task == "copy_chars" || task == "copy_ids") return copy_sample(rng, cfg, ndocs, task == "copy_ids");
   throw Error("training data: unknown task '" + cfg.task +
-              "' (niah, twohop, mix, repeat, repeat_chars, copy_chars, copy_ids, periodic, copy_mix)");
+              "' (niah, twohop, mix, repeat, repeat_chars, copy_chars, copy_ids, periodic, copy_mix, niah_copy)");
 }
 
 }  // namespace msabench

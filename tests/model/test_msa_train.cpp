@@ -358,4 +358,8 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
   std::set<size_t> segments;
   for (uint64_t i = 0; i < 20; ++i) segments.insert(make_training_sample(d, i).response.size());
   EXPECT_EQ(segments, (std::set<size_t>{1, 2}));
+  d.task = "niah_copy";
+  std::set<std::string> kinds;
+  for (uint64_t i = 0; i < 20; ++i) kinds.insert(make_training_sample(d, i).question.substr(0, 6));
+  EXPECT_EQ(kinds.size(), 2u);
 }
