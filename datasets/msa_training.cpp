@@ -198,9 +198,9 @@ std::string copy_block(std::mt19937_64& rng, const TrainingDataConfig& cfg, bool
   return block;
 }
 
-// copy_pairs blocks, each followed by up to copy_gap_words haystack words, "Again:" (a mark where the copy starts, as "is: " marks
-// where an answer value starts) and its trained copy. Several pairs per transcript keep the
-// routing template from being most of every packed "lm" row.
+// copy_pairs blocks, each followed by up to copy_gap_words haystack words, "Again:" (a mark
+// where the copy starts, as "is: " marks where an answer value starts) and its trained copy.
+// Several pairs per transcript keep the routing template from being most of every packed row.
 TrainingSample copy_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool ids) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
@@ -267,10 +267,10 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   // NIAH transcripts alone wear a copy circuit down before answers use it (session 5); half
   // copy_chars samples keep it trained while the needle lookup is learnt.
   if (task == "niah_copy") task = draw(rng, 2) == 0 ? "copy_chars" : "niah";
+  if (task == "copy_mix") task = draw(rng, 2) == 0 ? "periodic" : "copy_chars";
   if (task == "niah") return niah_sample(rng, cfg, ndocs);
   if (task == "twohop") return twohop_sample(rng, cfg, ndocs);
   if (task == "repeat" || task == "repeat_chars") return repeat_sample(rng, cfg, ndocs, task == "repeat_chars");
-  if (task == "copy_mix") task = draw(rng, 2) == 0 ? "periodic" : "copy_chars";
   if (task == "periodic") return periodic_sample(rng, cfg, ndocs);
   if (task == "copy_chars" || task == "copy_ids") return copy_sample(rng, cfg, ndocs, task == "copy_ids");
   throw Error("training data: unknown task '" + cfg.task +
