@@ -799,8 +799,9 @@ int main(int argc, char** argv) {
   train->add_option("--export", t_export, "after training, write the latest checkpoint as a bf16 model here");
   train->add_flag("-q,--quiet", t_quiet, "no progress output");
   train->add_option("--probe", t_probe,
-                    "after training, copy probe on N held-out samples: answer with the gold document in the "
-                    "context, no memory (prints JSON)");
+                    "after training, copy probe on N held-out samples of the config's data: the answer with the "
+                    "gold document in the context and no memory, or for copy tasks the second copy (prints JSON: "
+                    "exact match, per-character accuracy, teacher-forced target NLL)");
   train->footer("Examples:\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json --max-seconds 3000   # resume later\n"
