@@ -218,6 +218,25 @@ TrainingSample copy_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
   return s;
 }
 
+// "copy_find": 10 to 10 + copy_gap_words haystack words with "The special code is: CODE." at a
+// random sentence boundary (CODE: copy_min_len..copy_max_len letters and digits), the question,
+// and the answer in the protocol's form. The source is inside prose and found by its content, as
+// a needle's value is: the bridge from copy_chars to NIAH.
+TrainingSample copy_find_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
+  TrainingSample s;
+  fill_documents(rng, cfg, ndocs, s);
+  std::string code;
+  for (int i = cfg.copy_min_len + static_cast<int>(draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1)); i > 0; --i)
+    code += kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
+  const std::string prose = filler(rng, 10 + static_cast<int>(draw(rng, cfg.copy_gap_words + 1)));
+  s.question = "What is the special code?";
+  s.response.push_back({insert_sentence(rng, prose, "The special code is: " + code + ".") + "\n" + s.question + "\n", false});
+  s.response.push_back({std::string(interleave::kAnswerPrefix) + code + interleave::kImEnd, true});
+  s.answer = code;
+  s.positives = {static_cast<int>(draw(rng, ndocs))};
+  return s;
+}
+
 TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool chars) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
@@ -272,9 +291,10 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   if (task == "twohop") return twohop_sample(rng, cfg, ndocs);
   if (task == "repeat" || task == "repeat_chars") return repeat_sample(rng, cfg, ndocs, task == "repeat_chars");
   if (task == "periodic") return periodic_sample(rng, cfg, ndocs);
+  if (task == "copy_find") return copy_find_sample(rng, cfg, ndocs);
   if (task == "copy_chars" || task == "copy_ids") return copy_sample(rng, cfg, ndocs, task == "copy_ids");
   throw Error("training data: unknown task '" + cfg.task +
-              "' (niah, twohop, mix, repeat, repeat_chars, copy_chars, copy_ids, periodic, copy_mix, niah_copy)");
+              "' (niah, twohop, mix, repeat, repeat_chars, copy_chars, copy_ids, copy_find, periodic, copy_mix, niah_copy)");
 }
 
 }  // namespace msabench

@@ -358,6 +358,14 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
   std::set<size_t> segments;
   for (uint64_t i = 0; i < 20; ++i) segments.insert(make_training_sample(d, i).response.size());
   EXPECT_EQ(segments, (std::set<size_t>{1, 2}));
+  // copy_find: the code sits inside prose and is asked for in the protocol's answer form
+  d.task = "copy_find";
+  for (uint64_t i = 0; i < 5; ++i) {
+    const auto f = make_training_sample(d, i);
+    ASSERT_EQ(f.response.size(), 2u);
+    EXPECT_NE(f.response[0].text.find("The special code is: " + f.answer + "."), std::string::npos);
+    EXPECT_EQ(f.response[1].text, "The answer to the question is: " + f.answer + "<|im_end|>");
+  }
   d.task = "niah_copy";
   std::set<std::string> kinds;
   for (uint64_t i = 0; i < 20; ++i) kinds.insert(make_training_sample(d, i).question.substr(0, 6));
