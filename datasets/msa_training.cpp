@@ -153,15 +153,16 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 // Its fixed length lets a head that attends a fixed 24 tokens back do the copying; such a model
 // fails on any other length (session 5), so it teaches no content-based copying.
 // "copy_chars": copy_pairs blocks of 1-6 lines of 4-40 random letters and digits (the copy_*
-// knobs), each followed by "Again:" and the block again. The varying length leaves content
-// matching (an induction head) as the only way to copy.
+// knobs), each followed by "Again:" and the block again. The varying length rules out a fixed
+// offset, but not copying character k from k places after the block's start (an anchor): the
+// session-5 models that learnt it did not copy a source placed inside prose (copy_find).
 // "copy_ids": the same with each symbol a document id "[i]" (i < max_doc_id, or 4096) half of
 // the time. With a bytes+ids tokenizer an id is one token of thousands, so matching the current
 // token finds the one right place to copy from.
 // "periodic": a random string of 1-8 letters and digits repeated to 40-160 characters. Each
 // sample is predictable from the token a fixed distance back, which rewards the previous-token
 // (short-offset) heads that an induction head composes with.
-// Session 5 (results/msa-small-copy/README.md): copying was learnt only with short blocks, many
+// Session 5 (results/msa-small-copy/README.md): this copy was learnt only with short blocks, many
 // pairs per transcript and rope_theta 1e6 (Qwen3's value; with head_dim 32 and 1e4 few rotary
 // frequencies stay steady over a copy's distance): the tiny model within about 2M tokens. The
 // same data with 1e4, or long blocks one pair at a time, stayed at the no-copy loss for 4-33M tokens.
