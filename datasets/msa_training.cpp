@@ -76,14 +76,19 @@ void fill_documents(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndo
 
 void add_retrieval_round(TrainingSample& s, int doc) {
   const std::string tag = "[" + std::to_string(s.ids[doc]) + "]";
-  s.response.push_back({tag + interleave::kObjectRefEnd, true});
+  s.response.push_back({tag + interleave::kObjectRefEnd, true, TrainingSegment::Kind::RetrievalStep});
   s.response.push_back({tag + ". " + s.documents[doc] + "\n" + interleave::kObjectRefEnd, false});
+}
+
+// The model's answer: "The answer to the question is: VALUE<|im_end|>".
+TrainingSegment answer_segment(const std::string& value) {
+  return {std::string(interleave::kAnswerPrefix) + value + interleave::kImEnd, true, TrainingSegment::Kind::Answer};
 }
 
 void add_answer(TrainingSample& s) {
   s.response.push_back({interleave::kEndOfRetrieve, true});
   s.response.push_back({interleave::question_restatement(s.question), false});
-  s.response.push_back({std::string(interleave::kAnswerPrefix) + s.answer + interleave::kImEnd, true});
+  s.response.push_back(answer_segment(s.answer));
 }
 
 TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
@@ -121,7 +126,7 @@ TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
   add_answer(s);
   for (size_t i = 0; i < extra.size(); ++i) {
     s.response.push_back({interleave::question_restatement(question(extra[i])), false});
-    s.response.push_back({std::string(interleave::kAnswerPrefix) + extra_values[i] + interleave::kImEnd, true});
+    s.response.push_back(answer_segment(extra_values[i]));
   }
   return s;
 }
@@ -166,13 +171,16 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 // pairs per transcript and rope_theta 1e6 (Qwen3's value; with head_dim 32 and 1e4 few rotary
 // frequencies stay steady over a copy's distance): the tiny model within about 2M tokens. The
 // same data with 1e4, or long blocks one pair at a time, stayed at the no-copy loss for 4-33M tokens.
-static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+char random_symbol(std::mt19937_64& rng) {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  return kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
+}
 
 TrainingSample periodic_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
   std::string period;
-  for (int i = 1 + static_cast<int>(draw(rng, 8)); i > 0; --i) period += kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
+  for (int i = 1 + static_cast<int>(draw(rng, 8)); i > 0; --i) period += random_symbol(rng);
   std::string text;
   for (size_t n = 40 + draw(rng, 121); text.size() < n;) text += period[text.size() % period.size()];
   s.positives = {static_cast<int>(draw(rng, ndocs))};
@@ -192,7 +200,7 @@ std::string copy_block(std::mt19937_64& rng, const TrainingDataConfig& cfg, bool
       if (ids && draw(rng, 2) == 0)
         block += "[" + std::to_string(draw(rng, id_range)) + "]";
       else
-        block += kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
+        block += random_symbol(rng);
     }
     block += "\n";
   }
@@ -228,11 +236,11 @@ TrainingSample copy_find_sample(std::mt19937_64& rng, const TrainingDataConfig& 
   fill_documents(rng, cfg, ndocs, s);
   std::string code;
   for (int i = cfg.copy_min_len + static_cast<int>(draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1)); i > 0; --i)
-    code += kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
+    code += random_symbol(rng);
   const std::string prose = filler(rng, 10 + static_cast<int>(draw(rng, cfg.copy_gap_words + 1)));
   s.question = "What is the special code?";
   s.response.push_back({insert_sentence(rng, prose, "The special code is: " + code + ".") + "\n" + s.question + "\n", false});
-  s.response.push_back({std::string(interleave::kAnswerPrefix) + code + interleave::kImEnd, true});
+  s.response.push_back(answer_segment(code));
   s.answer = code;
   s.positives = {static_cast<int>(draw(rng, ndocs))};
   return s;

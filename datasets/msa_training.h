@@ -30,8 +30,12 @@ std::string question_restatement(const std::string& question);
 }  // namespace interleave
 
 struct TrainingSegment {
+  // What a model-written segment is, set by the generator that writes it (the trainer masks
+  // retrieval steps under the "lm" objective and scores answer values).
+  enum class Kind : uint8_t { Text, RetrievalStep, Answer };
   std::string text;
   bool trained;  // LM loss on these tokens (model output) or not (system-injected)
+  Kind kind = Kind::Text;  // RetrievalStep: "[i]<|object_ref_end|>"; Answer: interleave::kAnswerPrefix + value + <|im_end|>
 };
 
 struct TrainingSample {

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -53,11 +52,10 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, bool with_
       t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
   std::vector<uint8_t> in_id, in_answer;
   std::vector<int64_t> context;
-  auto append = [&](const std::string& text, int role, bool trained) {
-    const bool id_step = trained && !text.empty() && text[0] == '[' && text.size() > std::strlen(interleave::kObjectRefEnd) &&
-                         text.compare(text.size() - std::strlen(interleave::kObjectRefEnd), std::string::npos,
-                                      interleave::kObjectRefEnd) == 0;
-    const bool answer = trained && text.rfind(interleave::kAnswerPrefix, 0) == 0;
+  using Kind = TrainingSegment::Kind;
+  auto append = [&](const std::string& text, int role, bool trained, Kind kind = Kind::Text) {
+    const bool id_step = trained && kind == Kind::RetrievalStep;
+    const bool answer = trained && kind == Kind::Answer;
     const auto value_begin = static_cast<int64_t>(enc(tok, answer ? interleave::kAnswerPrefix : "").size());
     const auto ids = enc(tok, text);
     for (size_t k = 0; k < ids.size(); ++k) {
@@ -74,7 +72,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, bool with_
   append(interleave::routing_query(s.question), 0, false);
   append(interleave::kTemplateTail, -2, false);
   append(interleave::kResponseHead, -1, false);
-  for (const auto& seg : s.response) append(seg.text, -1, seg.trained);
+  for (const auto& seg : s.response) append(seg.text, -1, seg.trained, seg.kind);
   // label[t] = target of the prediction made at t, i.e. token t+1 when that token is trained.
   std::vector<int64_t> shifted(t.labels.size(), -100);
   t.context_labels.assign(t.labels.size(), -100);
@@ -698,11 +696,10 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
     // partial copying shows here before greedy decoding gets a whole string right.
     const auto ids = torch::tensor(t.active, torch::kInt64).unsqueeze(0);
     const auto logp = torch::log_softmax(model.forward(ids, torch::arange(ids.size(1), torch::kInt64).unsqueeze(0))[0], -1);
-    for (int64_t i = 0; i + 1 < end; ++i)
-      if (target[i]) {
-        nll -= logp[i][t.active[i + 1]].item<double>();
-        ++nll_tokens;
-      }
+    const auto mask = torch::tensor(std::vector<int64_t>(target.begin(), target.end() - 1), torch::kInt64).to(torch::kBool);
+    const auto next = ids[0].narrow(0, 1, end - 1).unsqueeze(1);
+    nll -= logp.narrow(0, 0, end - 1).gather(1, next).squeeze(1).masked_select(mask).to(torch::kFloat64).sum().item<double>();
+    nll_tokens += mask.sum().item<int64_t>();
     auto g = generate(model, {prompt}, o);
     const auto& out = g.tokens[0];
     const std::string text = tok->decode(std::vector<int32_t>(out.begin(), out.end()), true);
