@@ -246,6 +246,113 @@ TrainingSample copy_find_sample(std::mt19937_64& rng, const TrainingDataConfig& 
   return s;
 }
 
+// "kv_direct" / "kv_question": associative recall, the NIAH answer's lookup with a dense signal.
+// 1..copy_pairs needles "One of the special magic numbers for KEY is: VALUE." (distinct keys,
+// 0..copy_gap_words haystack words before each), then every key is asked once in random order:
+// kv_direct writes "The special magic number for KEY is: " and trains "VALUE"; kv_question
+// restates the NIAH question exactly as the interleave protocol does and trains the answer.
+// Every value follows the same "is: ", so no fixed offset or anchor finds it: only matching the
+// asked key against the needles' keys (content) does, which copy_chars does not force (session 5).
+TrainingSample kv_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool question_form) {
+  TrainingSample s;
+  fill_documents(rng, cfg, ndocs, s);
+  const int pairs = 1 + static_cast<int>(draw(rng, cfg.copy_pairs));
+  std::set<std::string> seen;
+  std::vector<std::pair<std::string, std::string>> kv;
+  while (static_cast<int>(kv.size()) < pairs) {
+    std::string key = niah_word_key(rng());
+    if (seen.insert(key).second) kv.emplace_back(key, std::to_string(1000000 + draw(rng, 9000000)));
+  }
+  std::string context;
+  for (const auto& [key, value] : kv) {
+    if (cfg.copy_gap_words > 0)
+      if (const int words = static_cast<int>(draw(rng, cfg.copy_gap_words + 1)); words > 0) context += filler(rng, words) + " ";
+    context += niah_needle_sentence("numbers", key, value) + "\n";
+  }
+  std::vector<int> order(kv.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::shuffle(order.begin(), order.end(), rng);
+  auto question = [](const std::string& k) { return niah_single_question("number", k); };
+  s.question = question(kv[order[0]].first);
+  s.answer = kv[order[0]].second;
+  s.response.push_back({context, false});
+  for (int i : order) {
+    if (question_form) {
+      s.response.push_back({interleave::question_restatement(question(kv[i].first)), false});
+      s.response.push_back(answer_segment(kv[i].second));
+    } else {
+      s.response.push_back({"The special magic number for " + kv[i].first + " is: ", false});
+      s.response.push_back({kv[i].second + "\n", true, TrainingSegment::Kind::Answer});
+    }
+  }
+  s.positives = {static_cast<int>(draw(rng, ndocs))};
+  return s;
+}
+
+// "lookup_chars": the bare induction task. A random string of copy_min_len..copy_max_len letters
+// and digits, then copy_pairs lines, each a 3-symbol piece of the string at a random place
+// (not trained) followed by the 6 symbols after it there (trained, scored as answer tokens).
+// The source is found only by matching the piece's content: neither a fixed offset nor an anchor
+// (line or block start) points at it, which rules out the shortcuts copy_chars allows.
+TrainingSample lookup_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
+  constexpr int kKey = 3, kValue = 6;
+  TrainingSample s;
+  fill_documents(rng, cfg, ndocs, s);
+  std::string text;
+  for (int i = std::max(kKey + kValue, cfg.copy_min_len + static_cast<int>(draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1)));
+       i > 0; --i)
+    text += random_symbol(rng);
+  s.response.push_back({text + "\n", false});
+  for (int q = 0; q < cfg.copy_pairs; ++q) {
+    const size_t at = draw(rng, text.size() - kKey - kValue + 1);
+    s.response.push_back({text.substr(at, kKey), false});
+    s.response.push_back({text.substr(at + kKey, kValue) + "\n", true, TrainingSegment::Kind::Answer});
+    if (q == 0) s.answer = text.substr(at + kKey, kValue);
+  }
+  s.question = "Continue each piece of the text.";
+  s.positives = {static_cast<int>(draw(rng, ndocs))};
+  return s;
+}
+
+// "induct_chars": copy_min_len..copy_max_len symbols where, from the eighth on, each step either
+// draws a random letter or digit or (probability 1/8) repeats a span of 4-12 earlier symbols from a
+// random place. No delimiter marks a repeat: its symbols after the second are predictable only by
+// matching the symbols before them against the earlier text (an induction head), whatever the
+// layout around them. lookup_chars' fixed lines let a model learn a line-bound lookup that does
+// not carry over to a needle's digits (session 6); this has no lines to lean on.
+// Repeated symbols from the third on are trained as answer tokens (the span's last one unscored).
+TrainingSample induct_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
+  TrainingSample s;
+  fill_documents(rng, cfg, ndocs, s);
+  const size_t n = cfg.copy_min_len + draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1);
+  std::string text, pending;
+  while (text.size() < n) {
+    if (text.size() < 8 || draw(rng, 8) != 0) {
+      const char c = random_symbol(rng);
+      text += c;
+      pending += c;
+      continue;
+    }
+    const size_t len = std::min<size_t>(4 + draw(rng, 9), n - text.size());
+    const size_t from = draw(rng, text.size() - 2);
+    std::string span;
+    for (size_t i = 0; i < len; ++i) span += (from + i < text.size() ? text[from + i] : span[from + i - text.size()]);
+    text += span;
+    pending += span.substr(0, std::min<size_t>(2, span.size()));
+    if (span.size() > 2) {
+      s.response.push_back({pending, false});
+      s.response.push_back({span.substr(2), true, TrainingSegment::Kind::Answer});
+      pending.clear();
+    }
+  }
+  if (!pending.empty()) s.response.push_back({pending, false});
+  s.response.push_back({"\n", false});
+  s.question = "Continue the text.";
+  s.answer = text;
+  s.positives = {static_cast<int>(draw(rng, ndocs))};
+  return s;
+}
+
 TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, bool chars) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
@@ -274,6 +381,10 @@ TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
   return s;
 }
 
+const std::set<std::string> kSingleTasks = {"niah",      "twohop",    "repeat",    "repeat_chars", "copy_chars",
+                                             "copy_ids",  "copy_find", "periodic",  "kv_direct",    "kv_question",
+                                             "lookup_chars", "induct_chars"};
+
 }  // namespace
 
 TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index) {
@@ -290,20 +401,36 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
     throw Error("training data: max_doc_id must be 0 or at least max_docs");
   std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));
   const int ndocs = cfg.min_docs + static_cast<int>(draw(rng, cfg.max_docs - cfg.min_docs + 1));
+  // A mixture "a+b+..." draws one of its tasks uniformly per sample; a task listed twice is drawn
+  // twice as often. The named mixtures are such lists. NIAH transcripts alone wear a copy circuit
+  // down before answers use it (session 5): niah_copy keeps it trained while the needle lookup is learnt.
   std::string task = cfg.task;
-  if (task == "mix") task = draw(rng, 3) == 0 ? "twohop" : "niah";
-  // NIAH transcripts alone wear a copy circuit down before answers use it (session 5); half
-  // copy_chars samples keep it trained while the needle lookup is learnt.
-  if (task == "niah_copy") task = draw(rng, 2) == 0 ? "copy_chars" : "niah";
-  if (task == "copy_mix") task = draw(rng, 2) == 0 ? "periodic" : "copy_chars";
+  if (task == "mix") task = "twohop+niah+niah";
+  if (task == "niah_copy") task = "copy_chars+niah";
+  if (task == "copy_mix") task = "periodic+copy_chars";
+  if (task.find('+') != std::string::npos) {
+    std::vector<std::string> parts(1);
+    for (char c : task) {
+      if (c == '+')
+        parts.emplace_back();
+      else
+        parts.back().push_back(c);
+    }
+    for (const auto& p : parts)
+      if (!kSingleTasks.count(p)) throw Error("training data: unknown task '" + p + "' in mixture '" + cfg.task + "'");
+    task = parts[draw(rng, parts.size())];
+  }
   if (task == "niah") return niah_sample(rng, cfg, ndocs);
   if (task == "twohop") return twohop_sample(rng, cfg, ndocs);
   if (task == "repeat" || task == "repeat_chars") return repeat_sample(rng, cfg, ndocs, task == "repeat_chars");
   if (task == "periodic") return periodic_sample(rng, cfg, ndocs);
   if (task == "copy_find") return copy_find_sample(rng, cfg, ndocs);
+  if (task == "induct_chars") return induct_sample(rng, cfg, ndocs);
+  if (task == "lookup_chars") return lookup_sample(rng, cfg, ndocs);
+  if (task == "kv_direct" || task == "kv_question") return kv_sample(rng, cfg, ndocs, task == "kv_question");
   if (task == "copy_chars" || task == "copy_ids") return copy_sample(rng, cfg, ndocs, task == "copy_ids");
-  throw Error("training data: unknown task '" + cfg.task +
-              "' (niah, twohop, mix, repeat, repeat_chars, copy_chars, copy_ids, copy_find, periodic, copy_mix, niah_copy)");
+  throw Error("training data: unknown task '" + task +
+              "' (niah, twohop, mix, repeat, repeat_chars, copy_chars, copy_ids, copy_find, periodic, copy_mix, niah_copy, kv_direct, kv_question, lookup_chars, induct_chars, or a mixture a+b)");
 }
 
 }  // namespace msabench

@@ -48,7 +48,7 @@ struct TrainingSample {
 };
 
 struct TrainingDataConfig {
-  std::string task = "niah";     // niah | twohop | mix | repeat, repeat_chars, copy_chars, copy_ids, copy_find, periodic, copy_mix, niah_copy (copy warm-ups for the "lm" objective)
+  std::string task = "niah";     // niah | twohop | mix | repeat, repeat_chars, copy_chars, copy_ids, copy_find, periodic, copy_mix, niah_copy, kv_direct, kv_question, lookup_chars, induct_chars (copy and lookup warm-ups for the "lm" objective)
   int min_docs = 8, max_docs = 32;
   int doc_words = 40;            // haystack words per document (about); the most when doc_words_min > 0
   int doc_words_min = 0;         // > 0: each document draws its length from [doc_words_min, doc_words]
@@ -69,7 +69,7 @@ struct TrainingDataConfig {
   // copy_chars, copy_ids: 1..copy_max_lines lines of copy_min_len..copy_max_len symbols. Short
   // blocks first put the copy a few tokens back, where the induction circuit is found sooner.
   int copy_min_len = 4, copy_max_len = 40, copy_max_lines = 6;
-  int copy_pairs = 1;  // blocks (each with its copy) per transcript
+  int copy_pairs = 1;  // blocks (each with its copy) per transcript; kv_*: the most needles
   // 0..copy_gap_words haystack words between a block and its copy: copying across prose at the
   // distances of a needle from its answer (a copy learnt a few tokens back does not reach there).
   int copy_gap_words = 0;

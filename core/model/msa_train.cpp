@@ -56,7 +56,10 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, bool with_
   auto append = [&](const std::string& text, int role, bool trained, Kind kind = Kind::Text) {
     const bool id_step = trained && kind == Kind::RetrievalStep;
     const bool answer = trained && kind == Kind::Answer;
-    const auto value_begin = static_cast<int64_t>(enc(tok, answer ? interleave::kAnswerPrefix : "").size());
+    // An answer is the protocol's "The answer to the question is: VALUE<|im_end|>" or a bare value
+    // line (kv_direct); the value starts after the prefix and excludes the final token.
+    const bool prefixed = answer && text.rfind(interleave::kAnswerPrefix, 0) == 0;
+    const auto value_begin = static_cast<int64_t>(enc(tok, prefixed ? interleave::kAnswerPrefix : "").size());
     const auto ids = enc(tok, text);
     for (size_t k = 0; k < ids.size(); ++k) {
       t.active.push_back(ids[k]);
@@ -703,7 +706,7 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
     auto g = generate(model, {prompt}, o);
     const auto& out = g.tokens[0];
     const std::string text = tok->decode(std::vector<int32_t>(out.begin(), out.end()), true);
-    r.exact += text == s.answer;
+    r.exact += text == s.answer || text.rfind(s.answer + "\n", 0) == 0;  // kv_direct values end with a newline
     for (size_t k = 0; k < s.answer.size(); ++k, ++digits) digit_hits += k < text.size() && text[k] == s.answer[k];
     if (r.examples.size() < 8) r.examples.emplace_back(s.answer, text);
   }

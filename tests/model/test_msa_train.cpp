@@ -366,6 +366,98 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
     EXPECT_NE(f.response[0].text.find("The special code is: " + f.answer + "."), std::string::npos);
     EXPECT_EQ(f.response[1].text, "The answer to the question is: " + f.answer + "<|im_end|>");
   }
+  // kv_direct / kv_question: 1..copy_pairs needles with distinct keys, each asked once; the asked
+  // value is the one whose needle has that key
+  d.copy_pairs = 4;
+  for (const char* task : {"kv_direct", "kv_question"}) {
+    d.task = task;
+    std::set<size_t> asked;
+    for (uint64_t i = 0; i < 12; ++i) {
+      const auto v = make_training_sample(d, i);
+      const std::string& ctx = v.response[0].text;
+      EXPECT_FALSE(v.response[0].trained);
+      const size_t n = (v.response.size() - 1) / 2;
+      ASSERT_EQ(v.response.size(), 2 * n + 1);
+      ASSERT_GE(n, 1u);
+      ASSERT_LE(n, 4u);
+      asked.insert(n);
+      std::set<std::string> keys;
+      for (size_t q = 0; q < n; ++q) {
+        const auto& ask = v.response[1 + 2 * q];
+        const auto& ans = v.response[2 + 2 * q];
+        EXPECT_TRUE(ans.trained);
+        EXPECT_EQ(ans.kind, TrainingSegment::Kind::Answer);
+        const size_t at = ask.text.find(" for ") + 5;
+        const std::string key = ask.text.substr(at, ask.text.find(' ', at) - at);
+        EXPECT_TRUE(keys.insert(key).second);
+        const std::string value = std::string(task) == "kv_direct"
+                                      ? ans.text.substr(0, ans.text.size() - 1)
+                                      : ans.text.substr(31, ans.text.size() - 31 - 10);
+        EXPECT_EQ(ans.text, std::string(task) == "kv_direct" ? value + "\n"
+                                                             : "The answer to the question is: " + value + "<|im_end|>");
+        if (q == 0) EXPECT_EQ(value, v.answer);
+        EXPECT_NE(ctx.find("numbers for " + key + " is: " + value + "."), std::string::npos) << ctx;
+        if (std::string(task) == "kv_question")
+          EXPECT_EQ(ask.text.rfind("<|im_start|>The user's question is: What is the special magic number for ", 0), 0u);
+      }
+    }
+    EXPECT_GE(asked.size(), 3u);
+  }
+  // lookup_chars: each query line is a 3-symbol piece of the string and the 6 symbols after it
+  d.task = "lookup_chars";
+  d.copy_min_len = 16;
+  d.copy_max_len = 48;
+  d.copy_pairs = 5;
+  for (uint64_t i = 0; i < 8; ++i) {
+    const auto v = make_training_sample(d, i);
+    ASSERT_EQ(v.response.size(), 11u);
+    const std::string text = v.response[0].text.substr(0, v.response[0].text.size() - 1);
+    ASSERT_GE(text.size(), 16u);
+    ASSERT_LE(text.size(), 48u);
+    for (size_t q = 0; q < 5; ++q) {
+      const std::string key = v.response[1 + 2 * q].text, value = v.response[2 + 2 * q].text;
+      ASSERT_EQ(key.size(), 3u);
+      ASSERT_EQ(value.size(), 7u);
+      EXPECT_NE(text.find(key + value.substr(0, 6)), std::string::npos);
+      EXPECT_EQ(v.response[2 + 2 * q].kind, TrainingSegment::Kind::Answer);
+    }
+  }
+  // induct_chars: the segments spell the text; every trained segment continues a span that
+  // occurred earlier (from its two untrained lead symbols on)
+  d.task = "induct_chars";
+  d.copy_min_len = 100;
+  d.copy_max_len = 160;
+  int spans = 0;
+  for (uint64_t i = 0; i < 8; ++i) {
+    const auto v = make_training_sample(d, i);
+    std::string joined;
+    for (const auto& seg : v.response) {
+      if (seg.trained) {
+        ++spans;
+        EXPECT_EQ(seg.kind, TrainingSegment::Kind::Answer);
+        const std::string lead = joined.substr(joined.size() - 2) + seg.text;
+        // LZ-style: the source may overlap the repeat, so search the text written so far plus the span
+        EXPECT_LT((joined + seg.text).find(lead), joined.size() - 2) << lead;
+      }
+      joined += seg.text;
+    }
+    EXPECT_EQ(joined, v.answer + "\n");
+    EXPECT_GE(v.answer.size(), 100u);
+    EXPECT_LE(v.answer.size(), 160u);
+  }
+  EXPECT_GT(spans, 40);
+  // mixtures: "a+b" draws both; an unknown part is named in the error
+  d.task = "lookup_chars+kv_direct";
+  std::set<std::string> questions;
+  for (uint64_t i = 0; i < 20; ++i) questions.insert(make_training_sample(d, i).question.substr(0, 4));
+  EXPECT_EQ(questions.size(), 2u);
+  d.task = "lookup_chars+nope";
+  try {
+    make_training_sample(d, 0);
+    ADD_FAILURE() << "no error for an unknown task";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'nope'"), std::string::npos) << e.what();
+  }
   d.task = "niah_copy";
   std::set<std::string> kinds;
   for (uint64_t i = 0; i < 20; ++i) kinds.insert(make_training_sample(d, i).question.substr(0, 6));
