@@ -275,20 +275,22 @@ constexpr uint64_t kPackedIndexStride = 256;
 // loss on every target except template tokens and "[id]" steps. Sample indices continue from
 // first_index; returns the loss and fills answer accuracy and token counts.
 SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainingDataConfig& data, int batch,
-                          int seq_len, uint64_t first_index) {
+                          int seq_len, uint64_t first_index, double context_weight) {
   const int64_t n = static_cast<int64_t>(batch) * seq_len;
   std::vector<int64_t> ids, labels;
-  std::vector<uint8_t> answer;
+  std::vector<uint8_t> answer, context;
   for (uint64_t idx = first_index; static_cast<int64_t>(ids.size()) < n; ++idx) {
     Tokenized t = tokenize(tok, make_training_sample(data, idx), /*with_documents=*/false);
     for (size_t i = 0; i < t.active.size(); ++i) {
       ids.push_back(t.active[i]);
       labels.push_back(t.id_target[i] ? -100 : t.labels[i] != -100 ? t.labels[i] : t.context_labels[i]);
       answer.push_back(t.answer_target[i]);
+      context.push_back(!t.id_target[i] && t.labels[i] == -100 && t.context_labels[i] != -100);
     }
   }
   ids.resize(n);
   labels.resize(n);
+  context.resize(n);
   auto x = torch::tensor(ids, torch::kInt64).view({batch, seq_len});
   auto y = torch::tensor(labels, torch::kInt64).view({batch, seq_len});
   auto pos = torch::arange(seq_len, torch::kInt64).unsqueeze(0).expand({batch, seq_len});
@@ -301,8 +303,15 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const Trainin
   }
   auto logits = m.hidden_to_logits(h).view({n, -1});
   SampleLoss r;
-  r.lm = torch::nn::functional::cross_entropy(logits, y.view({n}),
-                                              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  namespace F = torch::nn::functional;
+  if (context_weight == 1) {
+    r.lm = F::cross_entropy(logits, y.view({n}), F::CrossEntropyFuncOptions().ignore_index(-100));
+  } else {  // weighted mean over the targets: context ones count context_weight
+    const auto ce = F::cross_entropy(logits, y.view({n}), F::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kNone));
+    const auto is_context = torch::tensor(std::vector<int64_t>(context.begin(), context.end()), torch::kInt64).to(torch::kBool);
+    const auto w = torch::where(is_context, torch::full({n}, context_weight), (y.view({n}) != -100).to(torch::kFloat));
+    r.lm = (ce * w).sum() / w.sum().clamp_min(1e-6);
+  }
   r.aux = torch::zeros({});
   r.context_lm = torch::zeros({});
   r.answer_accuracy = masked_accuracy(logits, labels, answer);
@@ -429,6 +438,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
         d.seq_len = st.value("seq_len", d.seq_len);
         d.warmup_steps = st.value("warmup_steps", d.warmup_steps);
         d.lr = st.value("lr", d.lr);
+        d.context_weight = st.value("context_weight", d.context_weight);
+        if (d.context_weight < 0) throw Error("curriculum: context_weight must be >= 0");
         if (d.lr < 0) throw Error("curriculum: lr must be >= 0 (0: the run's cosine)");
         d.from_step = prev;
         if (d.warmup_steps < 0) throw Error("curriculum: warmup_steps must be >= 0");
@@ -494,7 +505,7 @@ json TrainConfig::to_json() const {
              json a = json::array();
              for (const auto& st : curriculum) a.push_back({{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch},
                           {"objective", st.objective}, {"seq_len", st.seq_len}, {"warmup_steps", st.warmup_steps},
-                          {"lr", st.lr}});
+                          {"lr", st.lr}, {"context_weight", st.context_weight}});
              return a;
            }()}};
 }
@@ -592,7 +603,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     const bool lm_stage = stage && stage->objective == "lm";
     if (lm_stage) {
       SampleLoss l = packed_lm_loss(model, *tok, stage->data, batch, stage->seq_len,
-                                    static_cast<uint64_t>(step) * batch * stage->seq_len / kPackedIndexStride);
+                                    static_cast<uint64_t>(step) * batch * stage->seq_len / kPackedIndexStride,
+                                    stage->context_weight);
       l.lm.backward();
       acc_loss += l.lm.item<double>();
       acc_lm += l.lm.item<double>();

@@ -50,6 +50,10 @@ struct TrainConfig {
     // > 0: the stage trains at this constant lr (after its warmup) instead of the run's cosine,
     // so a stage added late in a run is not stuck at the cosine's tail.
     double lr = 0;
+    // "lm" objective: weight of the targets the system writes (prose, needles, questions) against
+    // the model-written ones (copies, answers). Prose LM gradients wear a fragile copy circuit down
+    // (session 6: kv_direct NLL 0.75 -> 2.09 in 700 mixed steps); < 1 keeps more of it.
+    double context_weight = 1;
     int64_t from_step = 0;  // the previous stage's until_step (derived)
   };
   std::vector<DataStage> curriculum;

@@ -178,6 +178,25 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
     EXPECT_LE(pc.exact, 2);
     fs::remove_all(c.out_dir);
   }
+  {  // context_weight: 0 trains only the model-written targets, so the first step's loss differs
+    lm_json["out_dir"] = tmp("lmw").string();
+    lm_json["curriculum"][0]["seq_len"] = 64;
+    lm_json["curriculum"][0]["context_weight"] = -0.5;
+    EXPECT_THROW(TrainConfig::from_json(lm_json, "lm.json"), Error);
+    std::vector<double> first_loss;
+    for (double w : {1.0, 0.0}) {
+      lm_json["curriculum"][0]["context_weight"] = w;
+      auto c = TrainConfig::from_json(lm_json, "lm.json");
+      EXPECT_EQ(c.curriculum[0].context_weight, w);
+      c.init_from.clear();
+      c.steps = 1;
+      first_loss.push_back(train_msa(c, true).last_loss);
+      fs::remove_all(c.out_dir);
+    }
+    EXPECT_TRUE(std::isfinite(first_loss[1]));
+    EXPECT_NE(first_loss[0], first_loss[1]);
+    lm_json["curriculum"][0].erase("context_weight");
+  }
   warm.steps = 1;  // one step: compare against the source before the weights move far
   train_msa(warm, true);
   auto ms = Qwen3Model::load((a / "checkpoint").string()), mw = Qwen3Model::load((b / "checkpoint").string());
