@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 #include <set>
 
@@ -176,11 +177,22 @@ char random_symbol(std::mt19937_64& rng) {
   return kAlphabet[draw(rng, sizeof(kAlphabet) - 1)];
 }
 
+// A length in [copy_min_len, copy_max_len] and a string of that many random symbols: the copy
+// tasks' block, code and text lengths.
+int copy_length(std::mt19937_64& rng, const TrainingDataConfig& cfg) {
+  return cfg.copy_min_len + static_cast<int>(draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1));
+}
+
+std::string random_symbols(std::mt19937_64& rng, int n) {
+  std::string out;
+  for (; n > 0; --n) out += random_symbol(rng);
+  return out;
+}
+
 TrainingSample periodic_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
-  std::string period;
-  for (int i = 1 + static_cast<int>(draw(rng, 8)); i > 0; --i) period += random_symbol(rng);
+  const std::string period = random_symbols(rng, 1 + static_cast<int>(draw(rng, 8)));
   std::string text;
   for (size_t n = 40 + draw(rng, 121); text.size() < n;) text += period[text.size() % period.size()];
   s.positives = {static_cast<int>(draw(rng, ndocs))};
@@ -195,7 +207,7 @@ std::string copy_block(std::mt19937_64& rng, const TrainingDataConfig& cfg, bool
   const uint64_t id_range = cfg.max_doc_id > 0 ? static_cast<uint64_t>(cfg.max_doc_id) : 4096;
   std::string block;
   for (int line = 1 + static_cast<int>(draw(rng, cfg.copy_max_lines)); line > 0; --line) {
-    const int len = cfg.copy_min_len + static_cast<int>(draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1));
+    const int len = copy_length(rng, cfg);
     for (int i = 0; i < len; ++i) {
       if (ids && draw(rng, 2) == 0)
         block += "[" + std::to_string(draw(rng, id_range)) + "]";
@@ -234,9 +246,7 @@ TrainingSample copy_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
 TrainingSample copy_find_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
-  std::string code;
-  for (int i = cfg.copy_min_len + static_cast<int>(draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1)); i > 0; --i)
-    code += random_symbol(rng);
+  const std::string code = random_symbols(rng, copy_length(rng, cfg));
   const std::string prose = filler(rng, 10 + static_cast<int>(draw(rng, cfg.copy_gap_words + 1)));
   s.question = "What is the special code?";
   s.response.push_back({insert_sentence(rng, prose, "The special code is: " + code + ".") + "\n" + s.question + "\n", false});
@@ -298,10 +308,7 @@ TrainingSample lookup_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
   constexpr int kKey = 3, kValue = 6;
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
-  std::string text;
-  for (int i = std::max(kKey + kValue, cfg.copy_min_len + static_cast<int>(draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1)));
-       i > 0; --i)
-    text += random_symbol(rng);
+  const std::string text = random_symbols(rng, std::max(kKey + kValue, copy_length(rng, cfg)));
   s.response.push_back({text + "\n", false});
   for (int q = 0; q < cfg.copy_pairs; ++q) {
     const size_t at = draw(rng, text.size() - kKey - kValue + 1);
@@ -324,7 +331,7 @@ TrainingSample lookup_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 TrainingSample induct_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
-  const size_t n = cfg.copy_min_len + draw(rng, cfg.copy_max_len - cfg.copy_min_len + 1);
+  const auto n = static_cast<size_t>(copy_length(rng, cfg));
   std::string text, pending;
   while (text.size() < n) {
     if (text.size() < 8 || draw(rng, 8) != 0) {
@@ -381,9 +388,36 @@ TrainingSample repeat_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
   return s;
 }
 
-const std::set<std::string> kSingleTasks = {"niah",      "twohop",    "repeat",    "repeat_chars", "copy_chars",
-                                             "copy_ids",  "copy_find", "periodic",  "kv_direct",    "kv_question",
-                                             "lookup_chars", "induct_chars"};
+// Every task by name: dispatch, mixture checks and the error message read this one table.
+using Generator = TrainingSample (*)(std::mt19937_64&, const TrainingDataConfig&, int);
+#define MSABENCH_TASK(expr) [](std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) { return expr; }
+const std::map<std::string, Generator> kTasks = {
+    {"niah", niah_sample},
+    {"twohop", twohop_sample},
+    {"repeat", MSABENCH_TASK(repeat_sample(rng, cfg, ndocs, false))},
+    {"repeat_chars", MSABENCH_TASK(repeat_sample(rng, cfg, ndocs, true))},
+    {"periodic", periodic_sample},
+    {"copy_find", copy_find_sample},
+    {"induct_chars", induct_sample},
+    {"lookup_chars", lookup_sample},
+    {"kv_direct", MSABENCH_TASK(kv_sample(rng, cfg, ndocs, false))},
+    {"kv_question", MSABENCH_TASK(kv_sample(rng, cfg, ndocs, true))},
+    {"copy_chars", MSABENCH_TASK(copy_sample(rng, cfg, ndocs, false))},
+    {"copy_ids", MSABENCH_TASK(copy_sample(rng, cfg, ndocs, true))},
+};
+#undef MSABENCH_TASK
+
+// Named mixtures. NIAH transcripts alone wear a copy circuit down before answers use it
+// (session 5): niah_copy keeps it trained while the needle lookup is learnt.
+const std::map<std::string, std::string> kNamedMixtures = {
+    {"mix", "twohop+niah+niah"}, {"niah_copy", "copy_chars+niah"}, {"copy_mix", "periodic+copy_chars"}};
+
+std::string known_tasks() {
+  std::string out;
+  for (const auto& [name, gen] : kTasks) out += name + ", ";
+  for (const auto& [name, parts] : kNamedMixtures) out += name + ", ";
+  return out + "or a mixture a+b";
+}
 
 }  // namespace
 
@@ -402,35 +436,22 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
   std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));
   const int ndocs = cfg.min_docs + static_cast<int>(draw(rng, cfg.max_docs - cfg.min_docs + 1));
   // A mixture "a+b+..." draws one of its tasks uniformly per sample; a task listed twice is drawn
-  // twice as often. The named mixtures are such lists. NIAH transcripts alone wear a copy circuit
-  // down before answers use it (session 5): niah_copy keeps it trained while the needle lookup is learnt.
+  // twice as often.
   std::string task = cfg.task;
-  if (task == "mix") task = "twohop+niah+niah";
-  if (task == "niah_copy") task = "copy_chars+niah";
-  if (task == "copy_mix") task = "periodic+copy_chars";
-  if (task.find('+') != std::string::npos) {
-    std::vector<std::string> parts(1);
-    for (char c : task) {
-      if (c == '+')
-        parts.emplace_back();
-      else
-        parts.back().push_back(c);
-    }
-    for (const auto& p : parts)
-      if (!kSingleTasks.count(p)) throw Error("training data: unknown task '" + p + "' in mixture '" + cfg.task + "'");
-    task = parts[draw(rng, parts.size())];
+  if (auto named = kNamedMixtures.find(task); named != kNamedMixtures.end()) task = named->second;
+  std::vector<std::string> parts(1);
+  for (char c : task) {
+    if (c == '+')
+      parts.emplace_back();
+    else
+      parts.back().push_back(c);
   }
-  if (task == "niah") return niah_sample(rng, cfg, ndocs);
-  if (task == "twohop") return twohop_sample(rng, cfg, ndocs);
-  if (task == "repeat" || task == "repeat_chars") return repeat_sample(rng, cfg, ndocs, task == "repeat_chars");
-  if (task == "periodic") return periodic_sample(rng, cfg, ndocs);
-  if (task == "copy_find") return copy_find_sample(rng, cfg, ndocs);
-  if (task == "induct_chars") return induct_sample(rng, cfg, ndocs);
-  if (task == "lookup_chars") return lookup_sample(rng, cfg, ndocs);
-  if (task == "kv_direct" || task == "kv_question") return kv_sample(rng, cfg, ndocs, task == "kv_question");
-  if (task == "copy_chars" || task == "copy_ids") return copy_sample(rng, cfg, ndocs, task == "copy_ids");
-  throw Error("training data: unknown task '" + task +
-              "' (niah, twohop, mix, repeat, repeat_chars, copy_chars, copy_ids, copy_find, periodic, copy_mix, niah_copy, kv_direct, kv_question, lookup_chars, induct_chars, or a mixture a+b)");
+  for (const auto& p : parts)
+    if (!kTasks.count(p))
+      throw Error("training data: unknown task '" + p + "'" + (p == cfg.task ? "" : " in mixture '" + cfg.task + "'") +
+                  " (" + known_tasks() + ")");
+  if (parts.size() > 1) task = parts[draw(rng, parts.size())];
+  return kTasks.at(task)(rng, cfg, ndocs);
 }
 
 }  // namespace msabench
