@@ -44,10 +44,14 @@ std::vector<int64_t> enc(const TextTokenizer& tok, const std::string& s) {
   return std::vector<int64_t>(ids.begin(), ids.end());
 }
 
-// with_documents=false: the active sequence only (the "lm" objective and the probe use no memory).
-Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, bool with_documents = true) {
+// Where a sample's documents go: the memory (the "msa" objective), nowhere (the "lm" objective and
+// the probe: the active sequence only), or inline after the template head, as a full-context model
+// reads them (the "lm" objective's documents_in_context).
+enum class Documents { Memory, None, InContext };
+
+Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents where = Documents::Memory) {
   Tokenized t;
-  if (with_documents)
+  if (where == Documents::Memory)
     for (size_t i = 0; i < s.documents.size(); ++i)
       t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
   std::vector<uint8_t> in_id, in_answer;
@@ -72,6 +76,8 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, bool with_
   };
   append(interleave::kTemplateHead, -2, false);
   t.template_len = static_cast<int64_t>(t.active.size());
+  if (where == Documents::InContext)
+    for (size_t i = 0; i < s.documents.size(); ++i) append(interleave::memory_document(s.ids[i], s.documents[i]), -2, false);
   append(interleave::routing_query(s.question), 0, false);
   append(interleave::kTemplateTail, -2, false);
   append(interleave::kResponseHead, -1, false);
@@ -272,25 +278,32 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
 constexpr uint64_t kPackedIndexStride = 256;
 
 // The "lm" objective (TrainConfig::DataStage): transcripts packed into [batch, seq_len], causal LM
-// loss on every target except template tokens and "[id]" steps. Sample indices continue from
-// first_index; returns the loss and fills answer accuracy and token counts.
-SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainingDataConfig& data, int batch,
-                          int seq_len, uint64_t first_index, double context_weight) {
-  const int64_t n = static_cast<int64_t>(batch) * seq_len;
+// loss on every target except template tokens and, unless the documents are in context, "[id]"
+// steps. Sample indices continue from first_index; returns the loss and fills answer and id
+// accuracy and token counts.
+SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainConfig::DataStage& st, int batch,
+                          uint64_t first_index) {
+  const int64_t seq_len = st.seq_len, n = batch * seq_len;
+  const double context_weight = st.context_weight;
+  const Documents docs = st.documents_in_context ? Documents::InContext : Documents::None;
   std::vector<int64_t> ids, labels;
-  std::vector<uint8_t> answer, context;
+  std::vector<uint8_t> answer, context, id_step;
   for (uint64_t idx = first_index; static_cast<int64_t>(ids.size()) < n; ++idx) {
-    Tokenized t = tokenize(tok, make_training_sample(data, idx), /*with_documents=*/false);
+    Tokenized t = tokenize(tok, make_training_sample(st.data, idx), docs);
     for (size_t i = 0; i < t.active.size(); ++i) {
+      const bool masked_id = t.id_target[i] && docs == Documents::None;  // needs the memory
       ids.push_back(t.active[i]);
-      labels.push_back(t.id_target[i] ? -100 : t.labels[i] != -100 ? t.labels[i] : t.context_labels[i]);
+      labels.push_back(masked_id ? -100 : t.labels[i] != -100 ? t.labels[i] : t.context_labels[i]);
       answer.push_back(t.answer_target[i]);
+      id_step.push_back(t.id_target[i] && !masked_id);
       context.push_back(!t.id_target[i] && t.labels[i] == -100 && t.context_labels[i] != -100);
     }
   }
   ids.resize(n);
   labels.resize(n);
   context.resize(n);
+  answer.resize(n);
+  id_step.resize(n);
   auto x = torch::tensor(ids, torch::kInt64).view({batch, seq_len});
   auto y = torch::tensor(labels, torch::kInt64).view({batch, seq_len});
   auto pos = torch::arange(seq_len, torch::kInt64).unsqueeze(0).expand({batch, seq_len});
@@ -304,7 +317,9 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const Trainin
   auto logits = m.hidden_to_logits(h).view({n, -1});
   SampleLoss r;
   namespace F = torch::nn::functional;
-  if (context_weight == 1) {
+  if (std::all_of(labels.begin(), labels.end(), [](int64_t l) { return l == -100; })) {
+    r.lm = logits.sum() * 0.0;  // rows of inline documents only: no target (a mean over none is NaN)
+  } else if (context_weight == 1) {
     r.lm = F::cross_entropy(logits, y.view({n}), F::CrossEntropyFuncOptions().ignore_index(-100));
   } else {  // weighted mean over the targets: context ones count context_weight
     const auto ce = F::cross_entropy(logits, y.view({n}), F::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kNone));
@@ -315,6 +330,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const Trainin
   r.aux = torch::zeros({});
   r.context_lm = torch::zeros({});
   r.answer_accuracy = masked_accuracy(logits, labels, answer);
+  r.id_accuracy = masked_accuracy(logits, labels, id_step);
   r.tokens = n;
   return r;
 }
@@ -439,6 +455,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
         d.warmup_steps = st.value("warmup_steps", d.warmup_steps);
         d.lr = st.value("lr", d.lr);
         d.context_weight = st.value("context_weight", d.context_weight);
+        d.documents_in_context = st.value("documents_in_context", d.documents_in_context);
+        if (d.documents_in_context && d.objective != "lm")
+          throw Error("curriculum: documents_in_context needs objective lm (the msa objective reads documents from memory)");
         if (d.context_weight < 0) throw Error("curriculum: context_weight must be >= 0");
         if (d.lr < 0) throw Error("curriculum: lr must be >= 0 (0: the run's cosine)");
         d.from_step = prev;
@@ -505,7 +524,8 @@ json TrainConfig::to_json() const {
              json a = json::array();
              for (const auto& st : curriculum) a.push_back({{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch},
                           {"objective", st.objective}, {"seq_len", st.seq_len}, {"warmup_steps", st.warmup_steps},
-                          {"lr", st.lr}, {"context_weight", st.context_weight}});
+                          {"lr", st.lr}, {"context_weight", st.context_weight},
+                          {"documents_in_context", st.documents_in_context}});
              return a;
            }()}};
 }
@@ -602,13 +622,13 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     const auto* stage = cfg.stage_at(step);
     const bool lm_stage = stage && stage->objective == "lm";
     if (lm_stage) {
-      SampleLoss l = packed_lm_loss(model, *tok, stage->data, batch, stage->seq_len,
-                                    static_cast<uint64_t>(step) * batch * stage->seq_len / kPackedIndexStride,
-                                    stage->context_weight);
+      SampleLoss l = packed_lm_loss(model, *tok, *stage, batch,
+                                    static_cast<uint64_t>(step) * batch * stage->seq_len / kPackedIndexStride);
       l.lm.backward();
       acc_loss += l.lm.item<double>();
       acc_lm += l.lm.item<double>();
       acc_ans += l.answer_accuracy;
+      acc_id += l.id_accuracy;
       acc_tokens += l.tokens;
       ++acc_n;
     }
@@ -695,7 +715,7 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
     TrainingSample s = make_training_sample(data, static_cast<uint64_t>(i));
     // The transcript up to the first answer value: the last token whose target is a value token.
     // Copy tasks have no answer value; their probe is the trained second copy of the block.
-    Tokenized t = tokenize(*tok, s, /*with_documents=*/false);
+    Tokenized t = tokenize(*tok, s, Documents::None);
     const auto end = static_cast<int64_t>(t.answer_target.size());
     auto first = std::find(t.answer_target.begin(), t.answer_target.end(), 1) - t.answer_target.begin();
     SamplingOptions o = opt;

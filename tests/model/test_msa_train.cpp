@@ -178,6 +178,15 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
     EXPECT_LE(pc.exact, 2);
     fs::remove_all(c.out_dir);
   }
+  // the loss of one step from the fresh model that lm_json describes
+  const auto first_step_loss = [&lm_json] {
+    auto c = TrainConfig::from_json(lm_json, "lm.json");
+    c.init_from.clear();
+    c.steps = 1;
+    const double loss = train_msa(c, true).last_loss;
+    fs::remove_all(c.out_dir);
+    return loss;
+  };
   {  // context_weight: 0 trains only the model-written targets, so the first step's loss differs
     lm_json["out_dir"] = tmp("lmw").string();
     lm_json["curriculum"][0]["seq_len"] = 64;
@@ -186,16 +195,35 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
     std::vector<double> first_loss;
     for (double w : {1.0, 0.0}) {
       lm_json["curriculum"][0]["context_weight"] = w;
-      auto c = TrainConfig::from_json(lm_json, "lm.json");
-      EXPECT_EQ(c.curriculum[0].context_weight, w);
-      c.init_from.clear();
-      c.steps = 1;
-      first_loss.push_back(train_msa(c, true).last_loss);
-      fs::remove_all(c.out_dir);
+      EXPECT_EQ(TrainConfig::from_json(lm_json, "lm.json").curriculum[0].context_weight, w);
+      first_loss.push_back(first_step_loss());
     }
     EXPECT_TRUE(std::isfinite(first_loss[1]));
     EXPECT_NE(first_loss[0], first_loss[1]);
     lm_json["curriculum"][0].erase("context_weight");
+  }
+  {  // documents_in_context: the documents join the packed transcripts (another first loss); only
+     // the lm objective can take them, and the flag survives the checkpoint's config round trip
+    lm_json["out_dir"] = tmp("lmd").string();
+    lm_json["curriculum"][0]["seq_len"] = 1024;
+    lm_json["curriculum"][0]["objective"] = "msa";
+    lm_json["curriculum"][0]["documents_in_context"] = true;
+    EXPECT_THROW(TrainConfig::from_json(lm_json, "lm.json"), Error);
+    lm_json["curriculum"][0]["objective"] = "lm";
+    std::vector<double> first_loss;
+    for (bool inline_docs : {false, true}) {
+      lm_json["curriculum"][0]["documents_in_context"] = inline_docs;
+      const auto c = TrainConfig::from_json(lm_json, "lm.json");
+      EXPECT_EQ(c.curriculum[0].documents_in_context, inline_docs);
+      EXPECT_EQ(TrainConfig::from_json(c.to_json(), "round trip").curriculum[0].documents_in_context, inline_docs);
+      first_loss.push_back(first_step_loss());
+    }
+    EXPECT_TRUE(std::isfinite(first_loss[1]));
+    EXPECT_NE(first_loss[0], first_loss[1]);
+    // a step whose rows hold document tokens only has no target: loss 0, not NaN
+    lm_json["curriculum"][0]["seq_len"] = 16;
+    EXPECT_EQ(first_step_loss(), 0.0);
+    lm_json["curriculum"][0].erase("documents_in_context");
   }
   warm.steps = 1;  // one step: compare against the source before the weights move far
   train_msa(warm, true);
