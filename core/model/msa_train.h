@@ -55,9 +55,9 @@ struct TrainConfig {
     // (session 6: kv_direct NLL 0.75 -> 2.09 in 700 mixed steps); < 1 keeps more of it.
     double context_weight = 1;
     // "lm" objective: the sample's documents are inline after the template head (a full-context
-    // reading) and the "[id]" steps are trained. Naming the document that holds the key, with the
-    // document in plain view, grows the circuit that writes each document's id into its tokens,
-    // which the "msa" objective then reads from pooled memory chunks.
+    // reading); the "[id]" steps and each document's closing "[id]" are trained. Naming the
+    // document that holds the key, with the document in plain view, needs the circuit that writes
+    // each document's id into its tokens, which the "msa" objective then reads from pooled chunks.
     bool documents_in_context = false;
     int64_t from_step = 0;  // the previous stage's until_step (derived)
   };
