@@ -15,8 +15,9 @@
 namespace msabench {
 
 namespace interleave {
+std::string document_tag(int64_t id) { return "[" + std::to_string(id) + "]"; }
 std::string memory_document(int64_t id, const std::string& text) {
-  const std::string tag = "[" + std::to_string(id) + "]";
+  const std::string tag = document_tag(id);
   return "<|im_start|>" + tag + ". " + text + tag + "<|im_end|>";
 }
 std::string routing_query(const std::string& question) { return kRoutingPrefix + question + kRoutingSuffix; }
@@ -76,7 +77,7 @@ void fill_documents(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndo
 }
 
 void add_retrieval_round(TrainingSample& s, int doc) {
-  const std::string tag = "[" + std::to_string(s.ids[doc]) + "]";
+  const std::string tag = interleave::document_tag(s.ids[doc]);
   s.response.push_back({tag + interleave::kObjectRefEnd, true, TrainingSegment::Kind::RetrievalStep});
   s.response.push_back({tag + ". " + s.documents[doc] + "\n" + interleave::kObjectRefEnd, false});
 }
@@ -210,7 +211,7 @@ std::string copy_block(std::mt19937_64& rng, const TrainingDataConfig& cfg, bool
     const int len = copy_length(rng, cfg);
     for (int i = 0; i < len; ++i) {
       if (ids && draw(rng, 2) == 0)
-        block += "[" + std::to_string(draw(rng, id_range)) + "]";
+        block += interleave::document_tag(draw(rng, id_range));
       else
         block += random_symbol(rng);
     }

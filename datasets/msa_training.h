@@ -21,6 +21,8 @@ inline constexpr const char* kObjectRefEnd = "<|object_ref_end|>";
 inline constexpr const char* kEndOfRetrieve = "<End-of-Retrieve>";
 inline constexpr const char* kAnswerPrefix = "The answer to the question is: ";
 inline constexpr const char* kImEnd = "<|im_end|>";
+// "[i]": how a document is named (one token with the bytes+ids tokenizer)
+std::string document_tag(int64_t id);
 // "<|im_start|>[i]. TEXT[i]<|im_end|>"
 std::string memory_document(int64_t id, const std::string& text);
 // "\nPlease answer ...\n\n" + question + "\nPlease return all documents related to the question\n"

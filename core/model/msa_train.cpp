@@ -81,7 +81,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
       // The closing "[id]" is a target: a dense signal (one per document) for the head that tells
       // each token which document it is in, which naming the document from the key needs.
       const std::string doc = interleave::memory_document(s.ids[i], s.documents[i]);
-      const std::string tag = "[" + std::to_string(s.ids[i]) + "]";
+      const std::string tag = interleave::document_tag(s.ids[i]);
       const size_t tag_at = doc.size() - std::string(interleave::kImEnd).size() - tag.size();
       append(doc.substr(0, tag_at), -2, false);
       append(tag, -2, true);
