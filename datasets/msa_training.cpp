@@ -16,9 +16,13 @@ namespace msabench {
 
 namespace interleave {
 std::string document_tag(int64_t id) { return "[" + std::to_string(id) + "]"; }
-std::string memory_document(int64_t id, const std::string& text) {
+MemoryDocumentPieces memory_document_pieces(int64_t id, const std::string& text) {
   const std::string tag = document_tag(id);
-  return "<|im_start|>" + tag + ". " + text + tag + "<|im_end|>";
+  return {"<|im_start|>" + tag + ". " + text, tag, kImEnd};
+}
+std::string memory_document(int64_t id, const std::string& text) {
+  const MemoryDocumentPieces p = memory_document_pieces(id, text);
+  return p.head_and_text + p.closing_tag + p.end;
 }
 std::string routing_query(const std::string& question) { return kRoutingPrefix + question + kRoutingSuffix; }
 std::string question_restatement(const std::string& question) {

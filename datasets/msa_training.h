@@ -25,6 +25,13 @@ inline constexpr const char* kImEnd = "<|im_end|>";
 std::string document_tag(int64_t id);
 // "<|im_start|>[i]. TEXT[i]<|im_end|>"
 std::string memory_document(int64_t id, const std::string& text);
+// The same document as its three pieces (they concatenate to memory_document): the head and text
+// "<|im_start|>[i]. TEXT", the closing tag "[i]" (a training target when documents are inline) and
+// "<|im_end|>".
+struct MemoryDocumentPieces {
+  std::string head_and_text, closing_tag, end;
+};
+MemoryDocumentPieces memory_document_pieces(int64_t id, const std::string& text);
 // "\nPlease answer ...\n\n" + question + "\nPlease return all documents related to the question\n"
 std::string routing_query(const std::string& question);
 // "<|im_start|>The user's question is: Q\n<|object_ref_end|>"

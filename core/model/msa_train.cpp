@@ -80,12 +80,10 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
     for (size_t i = 0; i < s.documents.size(); ++i) {
       // The closing "[id]" is a target: a dense signal (one per document) for the head that tells
       // each token which document it is in, which naming the document from the key needs.
-      const std::string doc = interleave::memory_document(s.ids[i], s.documents[i]);
-      const std::string tag = interleave::document_tag(s.ids[i]);
-      const size_t tag_at = doc.size() - std::string(interleave::kImEnd).size() - tag.size();
-      append(doc.substr(0, tag_at), -2, false);
-      append(tag, -2, true);
-      append(doc.substr(tag_at + tag.size()), -2, false);
+      const interleave::MemoryDocumentPieces doc = interleave::memory_document_pieces(s.ids[i], s.documents[i]);
+      append(doc.head_and_text, -2, false);
+      append(doc.closing_tag, -2, true);
+      append(doc.end, -2, false);
     }
   append(interleave::routing_query(s.question), 0, false);
   append(interleave::kTemplateTail, -2, false);

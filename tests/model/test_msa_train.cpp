@@ -257,6 +257,14 @@ TEST(MsaTrain, ConfigErrorsNameTheFile) {
   EXPECT_THROW(TrainConfig::load("/nonexistent/train.json"), Error);
 }
 
+TEST(MsaTrain, MemoryDocumentIsItsThreePiecesInOrder) {
+  EXPECT_EQ(interleave::memory_document(12, "Some text."), "<|im_start|>[12]. Some text.[12]<|im_end|>");
+  const auto p = interleave::memory_document_pieces(12, "Some text.");
+  EXPECT_EQ(p.head_and_text, "<|im_start|>[12]. Some text.");
+  EXPECT_EQ(p.closing_tag, interleave::document_tag(12));
+  EXPECT_EQ(p.end, "<|im_end|>");
+}
+
 TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
   TrainingDataConfig d;
   d.min_docs = 4;
@@ -442,10 +450,13 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
                                       : ans.text.substr(31, ans.text.size() - 31 - 10);
         EXPECT_EQ(ans.text, std::string(task) == "kv_direct" ? value + "\n"
                                                              : "The answer to the question is: " + value + "<|im_end|>");
-        if (q == 0) EXPECT_EQ(value, v.answer);
+        if (q == 0) {
+          EXPECT_EQ(value, v.answer);
+        }
         EXPECT_NE(ctx.find("numbers for " + key + " is: " + value + "."), std::string::npos) << ctx;
-        if (std::string(task) == "kv_question")
+        if (std::string(task) == "kv_question") {
           EXPECT_EQ(ask.text.rfind("<|im_start|>The user's question is: What is the special magic number for ", 0), 0u);
+        }
       }
     }
     EXPECT_GE(asked.size(), 3u);
