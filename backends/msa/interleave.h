@@ -50,6 +50,7 @@ class InterleaveSession {
   std::vector<int64_t> named_ids() const;    // ids the model wrote, in first-named order
   std::vector<int64_t> predicted_ids() const;  // reference §9.5: every [n] in the response (sorted set)
   int rounds() const { return rounds_; }
+  bool answering() const { return answering_; }  // past the retrieval steps
   std::string stop_reason() const { return stop_reason_; }        // answer | max_call_tokens | im_end_without_retrieval_end
   std::string retrieval_end() const { return retrieval_end_; }    // end_of_retrieve | max_rounds | single_round | max_ret_chars | max_call_tokens
 

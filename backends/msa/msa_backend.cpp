@@ -1,7 +1,9 @@
 #include "backends/msa/msa_backend.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "backends/msa/bank_store.h"
 #include "backends/msa/interleave.h"
@@ -57,7 +59,7 @@ class MsaBackend : public Backend {
     spec.check_known({"model", "topk", "interleave", "inject", "max_rounds", "max_tokens", "routing", "positions",
                       "threads", "bank_dir", "segment_docs", "key_dtype", "ram_budget",
                       "gpu_budget", "content", "shards", "master_addr", "master_port", "launch", "fetch_threads",
-                      "prefetch", "cold_content"});
+                      "prefetch", "cold_content", "naming"});
     bank_dir_ = spec.get_string("bank_dir", "");
     segment_docs_ = spec.get_int("segment_docs", 256);
     if (spec.options.count("key_dtype")) key_dtype_ = parse_key_dtype(spec.get_string("key_dtype", "fp32"));
@@ -103,6 +105,9 @@ class MsaBackend : public Backend {
     iopt_.inject_text = spec.get_int("inject", 1) != 0;
     iopt_.max_rounds = static_cast<int>(spec.get_int("max_rounds", iopt_.max_rounds));
     iopt_.max_call_tokens = static_cast<int>(spec.get_int("max_tokens", iopt_.max_call_tokens));
+    const std::string naming = spec.get_string("naming", "model");
+    if (naming != "model" && naming != "router") throw Error("msa: naming must be model or router");
+    router_names_ = naming == "router";
     if (o.doc_top_k < 1 || iopt_.max_rounds < 1 || iopt_.max_call_tokens < 1)
       throw Error("msa: topk, max_rounds and max_tokens must be >= 1");
     tok_ = load_tokenizer(model_tokenizer_spec(model_dir_));
@@ -110,6 +115,11 @@ class MsaBackend : public Backend {
       throw Error("msa: tokenizer has more ids than the model's vocabulary");
     for (const char* s : {"<|im_end|>", "<|endoftext|>"})
       if (auto id = tok_->token_id(s)) stop_ids_.push_back(*id);
+    if (router_names_) {
+      auto eor = tok_->token_id(interleave::kEndOfRetrieve);
+      if (!eor) throw Error("msa: naming=router needs a tokenizer with a <End-of-Retrieve> token");
+      end_of_retrieve_id_ = *eor;
+    }
     BackendSpec spec_obj{"msa",
                         {{"model", model_label(model_dir_)},
                          {"topk", std::to_string(o.doc_top_k)},
@@ -126,6 +136,7 @@ class MsaBackend : public Backend {
     if (o.fetch_threads != MsaOptions{}.fetch_threads) spec_obj.options["fetch_threads"] = std::to_string(o.fetch_threads);
     if (!o.prefetch_next_layer) spec_obj.options["prefetch"] = "0";
     if (cold_content_) spec_obj.options["cold_content"] = "1";
+    if (router_names_) spec_obj.options["naming"] = "router";
     shard_opt_.model_dir = model_dir_;
     shard_opt_.threads = static_cast<int>(threads_);
     spec_ = spec_obj.to_string();
@@ -212,6 +223,7 @@ class MsaBackend : public Backend {
       double prefill_s = 0, decode_s = 0;
       PrefillStats stages;  // this query's share of its prefills' stage times
       int64_t generated = 0;
+      int router_named = 0;  // retrieval steps written for the model (naming=router)
       bool done = false;
       std::vector<int64_t> first_routing;  // last router layer's top-k of the first call
     };
@@ -262,6 +274,18 @@ class MsaBackend : public Backend {
           const int64_t next = next_ids[g].item<int64_t>();
           ++call_tokens[g];
           ++it.generated;
+          // naming=router: a retrieval step's first token decides only whether to retrieve at all;
+          // which document is named is the router's choice (its best not yet named document).
+          if (router_names_ && call_tokens[g] == 1 && !it.session.answering() && next != end_of_retrieve_id_) {
+            if (auto doc = first_unnamed(routing.back().doc_ids[g], it.session.named_ids())) {
+              const auto act = it.session.on_text(interleave::document_tag(*doc) +
+                                                  interleave::kObjectRefEnd);
+              ++it.router_named;
+              in_call[g] = false;  // the step ended the round (finish_round): re-prefill
+              it.done = act == InterleaveSession::Action::Done;
+              continue;
+            }
+          }
           const auto act = next_action(it.session, next, call_tokens[g]);
           if (act == InterleaveSession::Action::Done || act == InterleaveSession::Action::NewRound) {
             in_call[g] = false;
@@ -296,7 +320,7 @@ class MsaBackend : public Backend {
     }
     const double total_share = since(t0) / static_cast<double>(queries.size());
     std::vector<Answer> out;
-    for (Item& it : items) out.push_back(make_answer(it.session, it.calls, it.first_routing, it.generated, k,
+    for (Item& it : items) out.push_back(make_answer(it.session, it.calls, it.first_routing, it.generated, it.router_named, k,
                                                      {{"prefill", it.prefill_s}, {"decode", it.decode_s},
                                                       {"total", total_share},
                                                       {"prefill.score", it.stages.score_s},
@@ -320,8 +344,14 @@ class MsaBackend : public Backend {
     return act;
   }
 
+  static std::optional<int64_t> first_unnamed(const std::vector<int64_t>& routed, const std::vector<int64_t>& named) {
+    for (auto id : routed)
+      if (std::find(named.begin(), named.end(), id) == named.end()) return id;
+    return std::nullopt;
+  }
+
   Answer make_answer(const InterleaveSession& session, const json& calls, const std::vector<int64_t>& first_routing,
-                     int64_t generated, int k, std::map<std::string, double> stages) const {
+                     int64_t generated, int router_named, int k, std::map<std::string, double> stages) const {
     Answer a;
     a.text = session.answer();
     int rank = 0;
@@ -341,6 +371,7 @@ class MsaBackend : public Backend {
                 {"named_doc_ids", a.retrieved.size()},
                 {"predicted_doc_ids", predicted},
                 {"calls", calls}};
+    if (router_names_) a.detail["router_named_steps"] = router_named;
     return a;
   }
 
@@ -379,6 +410,8 @@ class MsaBackend : public Backend {
 
   std::string model_dir_, spec_, bank_dir_;
   bool cold_content_ = false;  // evict the mapped content before every prefill
+  bool router_names_ = false;  // naming=router (diagnostic, not the paper's protocol)
+  int64_t end_of_retrieve_id_ = -1;
   int64_t segment_docs_ = 256;
   std::optional<KeyDtype> key_dtype_;
   int64_t ram_budget_ = 0, gpu_budget_ = 0;
@@ -405,7 +438,9 @@ void register_msa_backend(BackendRegistry& registry) {
                 "ram_budget=SIZE (e.g. 8G; refused before encoding when the routing keys cannot fit; content K/V "
                 "memory-mapped from bank_dir when they do not), gpu_budget=SIZE (GPU builds only), content=auto|ram|mmap, "
                 "shards=N (Memory Parallel: bank sharded over N processes; see README), master_addr=HOST, "
-                "master_port=PORT, launch=1|0",
+                "master_port=PORT, launch=1|0, naming=model|router (router: the backend writes each retrieval step's "
+                "document id, the router's best not yet named document, and the model only decides whether to "
+                "retrieve; a diagnostic that separates routing and reading from naming, not the paper's protocol)",
                 [](const BackendSpec& s) { return std::make_unique<MsaBackend>(s); }});
 }
 

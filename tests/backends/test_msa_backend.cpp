@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -77,6 +78,44 @@ TEST(MsaBackend, GreedyAnswersAreDeterministicAndBadSpecsAreErrors) {
   EXPECT_THROW(BackendRegistry::instance().create("msa:model=/nonexistent"), Error);
   EXPECT_THROW(BackendRegistry::instance().create(spec + ",routing=magic"), Error);
   EXPECT_THROW(BackendRegistry::instance().create(spec + ",topk=0"), Error);
+}
+
+// naming=router: each retrieval step names the router's best not yet named document of that call
+// (last router layer), so the named ids follow the calls' routing whatever the model would write.
+TEST(MsaBackend, RouterNamingNamesEachCallsBestUnnamedDocument) {
+  register_builtin_backends();
+  const std::string base = "msa:model=" + tiny_model().string() + ",max_tokens=12,max_rounds=3,topk=4";
+  auto backend = BackendRegistry::instance().create(base + ",naming=router");
+  EXPECT_NE(backend->spec().find("naming=router"), std::string::npos);
+  EXPECT_EQ(BackendRegistry::instance().create(base)->spec().find("naming"), std::string::npos);
+  EXPECT_THROW(BackendRegistry::instance().create(base + ",naming=oracle"), Error);
+  WhitespaceWordCounter counter;
+  NiahConfig cfg = msabench::testing::small_niah_config(2048, 64, 4);
+  NiahGenerator gen(cfg, counter);
+  auto corpus = gen.sample(0);
+  for (int i = 1; i < 4; ++i) corpus.queries.push_back(gen.sample(i).queries[0]);
+  backend->index(corpus);
+  int steps = 0;
+  for (const auto& q : corpus.queries) {
+    auto a = backend->answer(q, 10);
+    const int named = a.detail["router_named_steps"].get<int>();
+    steps += named;
+    ASSERT_GE(a.retrieved.size(), static_cast<size_t>(named));
+    EXPECT_LE(named, 3);
+    std::vector<std::string> so_far;
+    for (int c = 0; c < named; ++c) {
+      std::string expect;
+      for (const auto& id : a.detail["calls"][c]["routing"].back()["doc_ids"])
+        if (std::find(so_far.begin(), so_far.end(), id.get<std::string>()) == so_far.end()) {
+          expect = id.get<std::string>();
+          break;
+        }
+      EXPECT_EQ(a.retrieved[c].id, expect) << q.id << " call " << c;
+      so_far.push_back(a.retrieved[c].id);
+    }
+    if (named > 0) EXPECT_EQ(a.retrieved[0].id, a.router_topk[0]);
+  }
+  EXPECT_GT(steps, 0);  // the random model does retrieve; otherwise this test checks nothing
 }
 
 // Batched engine calls (left-padded prefill, lock-step decode with frozen rows) must not change
