@@ -276,7 +276,8 @@ class MsaBackend : public Backend {
           ++it.generated;
           // naming=router: a retrieval step's first token decides only whether to retrieve at all;
           // which document is named is the router's choice (its best not yet named document).
-          if (router_names_ && call_tokens[g] == 1 && !it.session.answering() && next != end_of_retrieve_id_) {
+          if (router_names_ && !routing.empty() && call_tokens[g] == 1 && !it.session.answering() &&
+              next != end_of_retrieve_id_) {
             if (auto doc = first_unnamed(routing.back().doc_ids[g], it.session.named_ids())) {
               const auto act = it.session.on_text(interleave::document_tag(*doc) +
                                                   interleave::kObjectRefEnd);
