@@ -567,6 +567,19 @@ std::set<std::string> partially_trained(const std::vector<json>& results) {
   return out;
 }
 
+// msa backends run with naming=router: the router, not the model, names each retrieved document,
+// so their answers measure routing and reading, not the paper's protocol.
+std::set<std::string> router_named_backends(const std::vector<json>& results) {
+  std::set<std::string> out;
+  for (const auto& r : results) {
+    if (!r.contains("backend") || !r["backend"].is_object()) continue;
+    const std::string spec = r["backend"].value("spec", "");
+    if (spec.rfind("msa:", 0) == 0 && ("," + spec.substr(4) + ",").find(",naming=router,") != std::string::npos)
+      out.insert("`" + spec + "`");
+  }
+  return out;
+}
+
 std::string report_markdown(const std::vector<json>& results) {
   Model m(results);
   std::ostringstream md;
@@ -579,6 +592,10 @@ std::string report_markdown(const std::vector<json>& results) {
   if (!partial.empty())
     md << "- partially trained: " << join(partial, ", ")
        << ": its numbers are a training checkpoint's, not the method's\n";
+  const auto router_named = router_named_backends(results);
+  if (!router_named.empty())
+    md << "- diagnostic, not the paper's protocol: " << join(router_named, ", ")
+       << " (naming=router: the router's pick is named for the model; the model only decides whether to retrieve)\n";
   md << "\n";
 
   md_table2(md, m);

@@ -125,6 +125,16 @@ TEST(Report, NamesPartiallyTrainedModels) {
   EXPECT_EQ(report_markdown({r}).find("partially trained"), std::string::npos);
 }
 
+TEST(Report, FlagsRouterNamedMsaBackendsAsDiagnostics) {
+  json plain = result("niah_single_1", 16384, "msa:model=msa-small,topk=16", 4, 2, true);
+  json diag = result("niah_single_1", 16384, "msa:model=msa-small,naming=router,topk=16", 4, 2, true);
+  EXPECT_EQ(report_markdown({plain}).find("diagnostic, not the paper's protocol"), std::string::npos);
+  const std::string md = report_markdown({plain, diag});
+  EXPECT_NE(md.find("- diagnostic, not the paper's protocol: `msa:model=msa-small,naming=router,topk=16`"),
+            std::string::npos) << md;
+  EXPECT_EQ(md.find("`msa:model=msa-small,topk=16` ("), std::string::npos) << md;
+}
+
 // Found by fuzz_results: integers read from out-of-range floats (undefined behaviour).
 TEST(Report, OutOfRangeNumbersAreNotReadAsIntegers) {
   json r = result("niah_single_1", 16384, "bm25:b=0.4,k1=0.9", 4, 2);
