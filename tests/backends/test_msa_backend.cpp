@@ -113,7 +113,9 @@ TEST(MsaBackend, RouterNamingNamesEachCallsBestUnnamedDocument) {
       EXPECT_EQ(a.retrieved[c].id, expect) << q.id << " call " << c;
       so_far.push_back(a.retrieved[c].id);
     }
-    if (named > 0) EXPECT_EQ(a.retrieved[0].id, a.router_topk[0]);
+    if (named > 0) {
+      EXPECT_EQ(a.retrieved[0].id, a.router_topk[0]);
+    }
   }
   EXPECT_GT(steps, 0);  // the random model does retrieve; otherwise this test checks nothing
 }
