@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/backend.h"
 #include "core/error.h"
 #include "core/io.h"
 #include "core/result.h"
@@ -574,8 +575,13 @@ std::set<std::string> router_named_backends(const std::vector<json>& results) {
   for (const auto& r : results) {
     if (!r.contains("backend") || !r["backend"].is_object()) continue;
     const std::string spec = r["backend"].value("spec", "");
-    if (spec.rfind("msa:", 0) == 0 && ("," + spec.substr(4) + ",").find(",naming=router,") != std::string::npos)
-      out.insert("`" + spec + "`");
+    try {
+      const BackendSpec parsed = BackendSpec::parse(spec);
+      auto it = parsed.options.find("naming");
+      if (parsed.name == "msa" && it != parsed.options.end() && it->second == "router") out.insert("`" + spec + "`");
+    } catch (const Error&) {
+      // a malformed spec names no backend option; the rest of the report still renders
+    }
   }
   return out;
 }
