@@ -559,8 +559,9 @@ int cmd_compare(const std::string& base, const std::string& next, const std::vec
 
 // LibTorch's CPU tensors are plain malloc blocks. Above glibc's mmap threshold (at most 32 MB)
 // every attention score matrix of a stage-1 batch is a fresh mmap that the kernel zeroes page by
-// page, then munmap on free: encoding spent about 2/3 of its CPU time in the kernel. Keeping such
-// blocks in the heap for reuse cut an encode's system time from 32 s to 3 s (results/encode-malloc/).
+// page, then munmap on free: encoding spent about 40% of its CPU time in the kernel. Keeping such
+// blocks in the heap for reuse cut an encode's system time from 30.5 s to 1.2 s
+// (results/benchmarks/encode-malloc.md).
 // A user's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ take precedence.
 static void keep_freed_tensor_memory_for_reuse() {
 #ifdef __GLIBC__
