@@ -1,11 +1,9 @@
 // msabench: the command line. One translation unit on purpose (CLI11 is slow to compile).
 #include <CLI/CLI.hpp>
 
-#include <malloc.h>
 #include <unistd.h>
 
 #include <csignal>
-#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -557,21 +555,8 @@ int cmd_compare(const std::string& base, const std::string& next, const std::vec
 
 }  // namespace
 
-// LibTorch's CPU tensors are plain malloc blocks. Above glibc's mmap threshold (at most 32 MB)
-// every attention score matrix of a stage-1 batch is a fresh mmap that the kernel zeroes page by
-// page, then munmap on free: encoding spent about 40% of its CPU time in the kernel. Keeping such
-// blocks in the heap for reuse cut an encode's system time from 30.5 s to 1.2 s
-// (results/benchmarks/encode-malloc.md).
-// A user's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ take precedence.
-static void keep_freed_tensor_memory_for_reuse() {
-#ifdef __GLIBC__
-  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 512 << 20);
-#endif
-}
-
 int main(int argc, char** argv) {
-  keep_freed_tensor_memory_for_reuse();
+  keep_freed_memory_in_heap();  // process-wide allocator policy, before any tensor exists
   // Hidden: a Memory Parallel worker, launched by the msa backend (or by hand on another machine).
   if (argc > 1 && std::string(argv[1]) == "shard-worker") return shard_worker_main(argc - 1, argv + 1);
   set_model_token_counter_factory([](const std::string& spec) { return make_model_token_counter(spec); });

@@ -1,7 +1,6 @@
 #include "core/model/msa_train.h"
 
 #include <dlfcn.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -538,10 +537,7 @@ json TrainConfig::to_json() const {
 }
 
 TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
-  // Activations are allocated and freed every step; keeping freed memory in the heap instead of
-  // returning it to the kernel (mmap/munmap per tensor) halves the step time here.
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  keep_freed_memory_in_heap();  // activations are allocated and freed every step
   set_compute_threads(cfg.threads);
   torch::manual_seed(cfg.seed);
   auto tok = load_tokenizer(cfg.tokenizer);

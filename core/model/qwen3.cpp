@@ -1,8 +1,10 @@
 #include "core/model/qwen3.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
@@ -287,6 +289,13 @@ torch::Tensor Qwen3Model::final_hidden(const torch::Tensor& ids, const torch::Te
   }
   if (cache) cache->length = Tk;
   return h;
+}
+
+void keep_freed_memory_in_heap() {
+#ifdef __GLIBC__
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
 }
 
 void set_compute_threads(int threads) {

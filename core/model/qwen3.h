@@ -103,6 +103,12 @@ GenerationResult generate(Qwen3Model& model, const std::vector<std::vector<int64
 // pools on the same cores cost more than they give for this engine's small GEMMs).
 void set_compute_threads(int threads);
 
+// LibTorch's CPU tensors are plain malloc blocks. Above glibc's mmap threshold (32 MB at most) each
+// one is a fresh mmap that the kernel zeroes page by page and unmaps on free; stage-1 encoding spent
+// about 40% of its CPU time there (results/benchmarks/encode-malloc.md). This keeps blocks up to
+// 256 MB in the heap for reuse. A user's MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ win.
+void keep_freed_memory_in_heap();
+
 // Picks the next token from logits [B, V] (fp32): greedy or temperature + top-p with `gen`.
 torch::Tensor sample_next(const torch::Tensor& logits, double temperature, double top_p, torch::Generator& gen);
 
