@@ -105,7 +105,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
 }
 
 struct SampleLoss {
-  torch::Tensor lm, aux, context_lm;
+  torch::Tensor lm, aux, context_lm, id_lm;  // id_lm: mean CE over the retrieval-step targets only
   double router_recall = 0;  // mean over router layers: top-1 document is a positive
   double id_accuracy = 0;    // greedy next-token accuracy on the retrieval-step tokens ("[12]<|object_ref_end|>")
   double answer_accuracy = 0;  // the same on the answer value's tokens
@@ -267,6 +267,14 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   r.context_lm = cfg.context_lm_weight > 0
                      ? torch::nn::functional::cross_entropy(logits, torch::tensor(t.context_labels, torch::kInt64), ce)
                      : torch::zeros({});
+  if (cfg.id_lm_weight > 0) {
+    std::vector<int64_t> id_labels(t.labels.size(), -100);
+    for (size_t i = 0; i < id_labels.size(); ++i)
+      if (t.id_target[i]) id_labels[i] = t.labels[i];
+    r.id_lm = torch::nn::functional::cross_entropy(logits, torch::tensor(id_labels, torch::kInt64), ce);
+  } else {
+    r.id_lm = torch::zeros({});
+  }
   r.id_accuracy = masked_accuracy(logits, t.labels, t.id_target);
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
@@ -335,6 +343,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   }
   r.aux = torch::zeros({});
   r.context_lm = torch::zeros({});
+  r.id_lm = torch::zeros({});
   r.answer_accuracy = masked_accuracy(logits, labels, answer);
   r.id_accuracy = masked_accuracy(logits, labels, id_step);
   r.tokens = n;
@@ -381,6 +390,18 @@ void warm_start(Qwen3Model& model, const std::string& init_from, const TextToken
                   ", this model needs " + b.str());
     }
   }
+}
+
+// Gives every document-id token embedding ("[0]" .. the last id) a fresh random part of norm
+// `spread` around the rows' common mean (TrainConfig::id_embedding_spread).
+void spread_id_embeddings(Qwen3Model& model, const TextTokenizer& tok, double spread) {
+  const auto first = tok.token_id("[0]");
+  if (!first) throw Error("train: id_embedding_spread needs a tokenizer with document-id tokens (bytes+ids:N)");
+  torch::NoGradGuard ng;
+  auto rows = model.embed_tokens.narrow(0, *first, tok.vocab_size() - *first);
+  auto fresh = torch::randn(rows.sizes(), torch::kFloat32);
+  fresh = fresh / fresh.norm(2, -1, true) * spread;
+  rows.copy_((rows.to(torch::kFloat32).mean(0, true) + fresh).to(rows.dtype()));
 }
 
 }  // namespace
@@ -450,6 +471,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.init_from = j.value("init_from", c.init_from);
     c.qk_norm_scale = j.value("qk_norm_scale", c.qk_norm_scale);
     c.context_lm_weight = j.value("context_lm_weight", c.context_lm_weight);
+    c.id_lm_weight = j.value("id_lm_weight", c.id_lm_weight);
+    c.id_embedding_spread = j.value("id_embedding_spread", c.id_embedding_spread);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
       int64_t prev = 0;
@@ -500,6 +523,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     throw Error(src + ": " + e.what());
   }
   if (c.context_lm_weight < 0) throw Error(src + ": context_lm_weight must be >= 0");
+  if (c.id_lm_weight < 0 || c.id_embedding_spread < 0)
+    throw Error(src + ": id_lm_weight and id_embedding_spread must be >= 0");
   if (c.steps < 1 || c.batch < 1 || c.save_every < 1 || c.log_every < 1 || c.train_top_k < 1 || c.threads < 1)
     throw Error(src + ": steps, batch, save_every, log_every, train_top_k and threads must be >= 1");
   if (!(c.lr > 0) || !(c.tau > 0) || !(c.qk_norm_scale > 0)) throw Error(src + ": lr, tau and qk_norm_scale must be positive");
@@ -520,6 +545,7 @@ TrainConfig TrainConfig::load(const std::string& path) {
 json TrainConfig::to_json() const {
   return {{"out_dir", out_dir},   {"model", model.to_json()}, {"tokenizer", tokenizer}, {"init_from", init_from},
           {"qk_norm_scale", qk_norm_scale}, {"context_lm_weight", context_lm_weight},
+          {"id_lm_weight", id_lm_weight}, {"id_embedding_spread", id_embedding_spread},
           {"data", data_json(data)},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
@@ -552,6 +578,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
                                                            : Qwen3Model::random_init(cfg.model, cfg.seed);
   if (!fs::exists(ck / "trainer_state.json")) {
     if (!cfg.init_from.empty()) warm_start(model, cfg.init_from, *tok);
+    if (cfg.id_embedding_spread > 0) spread_id_embeddings(model, *tok, cfg.id_embedding_spread);
     torch::NoGradGuard ng;
     for (auto& L : model.layers) {
       L.q_norm.mul_(cfg.qk_norm_scale);
@@ -612,7 +639,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   Progress progress("train", cfg.steps, "steps", !quiet);
   progress.resume_from(step);
   const auto t_start = std::chrono::steady_clock::now();
-  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0;
+  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0, acc_id_lm = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -638,7 +665,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     for (int b = 0; b < (lm_stage ? 0 : batch); ++b) {
       TrainingSample s = make_training_sample(cfg.data_at(step), static_cast<uint64_t>(step) * batch + b);
       SampleLoss l = sample_loss(model, opt, cfg, tokenize(*tok, s));
-      auto loss = (w_lm * (l.lm + cfg.context_lm_weight * l.context_lm) + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / batch;
+      auto lm = l.lm + cfg.context_lm_weight * l.context_lm;
+      if (cfg.id_lm_weight > 0) lm = lm + cfg.id_lm_weight * l.id_lm;
+      auto loss = (w_lm * lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / batch;
       loss.backward();
       acc_loss += loss.item<double>() * batch;
       acc_lm += l.lm.item<double>();
@@ -647,6 +676,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_id += l.id_accuracy;
       acc_ans += l.answer_accuracy;
       acc_ctx += l.context_lm.item<double>();
+      acc_id_lm += l.id_lm.item<double>();
       acc_tokens += l.tokens;
       ++acc_n;
     }
@@ -669,6 +699,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
                   {"context_lm_loss", acc_ctx / acc_n},
                   {"grad_norm", norm},
                   {"tokens_per_s", acc_tokens / std::max(secs, 1e-9)}};
+      if (cfg.id_lm_weight > 0) rec["id_lm_loss"] = acc_id_lm / acc_n;
       log << rec.dump() << "\n";
       log.flush();
       if (!quiet)
@@ -681,7 +712,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       summary.last_router_recall = acc_rec / acc_n;
       summary.last_id_acc = acc_id / acc_n;
       summary.last_answer_acc = acc_ans / acc_n;
-      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = 0;
+      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = acc_id_lm = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

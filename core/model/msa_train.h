@@ -77,6 +77,15 @@ struct TrainConfig {
   // document id, haystack sentences), so they give the copying circuits a dense signal; the
   // protocol's own targets are a few dozen tokens per sample. 0 = the paper's loss only.
   double context_lm_weight = 0;
+  // Weight of an extra LM term, the mean loss over the retrieval-step targets alone ("[id]" and its
+  // delimiter). In the paper's loss these are 2 of about 45 targets per round, and the only ones
+  // that need memory values; this lets naming get a signal of its own. 0 = the paper's loss only.
+  double id_lm_weight = 0;
+  // At a fresh start (after init_from), replaces each document-id token's own part of its embedding
+  // (the row minus the mean of all id rows) by a random vector of this norm. Trained ids collapse
+  // onto one direction (pairwise cosine 0.9 in the session-10 model), which leaves nothing to copy.
+  // 0 = keep the rows.
+  double id_embedding_spread = 0;
   double tau = 0.1;
   int train_top_k = 4;                 // documents attended per router layer during training
   int64_t save_every = 50, log_every = 10;

@@ -247,6 +247,46 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
   fs::remove_all(b);
 }
 
+TEST(MsaTrain, IdLossIsLoggedAndIdEmbeddingsAreSpread) {
+  auto dir = tmp("idopts");
+  TrainConfig c = tiny_train(dir.string());
+  c.tokenizer = "bytes+ids:40";
+  c.model.vocab_size = 302;
+  c.data.max_doc_id = 40;
+  c.steps = 2;
+  c.lr = 1e-6;  // the rows must still show the spread after two steps
+  c.id_lm_weight = 2;
+  c.id_embedding_spread = 1.5;
+  const auto round = TrainConfig::from_json(c.to_json(), "ids.json");
+  EXPECT_EQ(round.id_lm_weight, 2);
+  EXPECT_EQ(round.id_embedding_spread, 1.5);
+  train_msa(c, true);
+  std::ifstream log(dir / "log.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(log, line)) {
+    const auto rec = nlohmann::json::parse(line);
+    ASSERT_TRUE(rec.contains("id_lm_loss"));
+    EXPECT_TRUE(std::isfinite(rec["id_lm_loss"].get<double>()));
+    EXPECT_GT(rec["id_lm_loss"].get<double>(), 0);
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2);
+  const auto m = Qwen3Model::load((dir / "checkpoint").string());
+  auto ids = m.embed_tokens.narrow(0, 262, 40).to(torch::kFloat32);
+  auto own = (ids - ids.mean(0, true)).norm(2, -1);
+  // the mean of 40 unit-norm random parts is not exactly zero, so the own parts are near, not at, 1.5
+  EXPECT_NEAR(own.mean().item<double>(), 1.5, 0.2);
+  TrainConfig plain = tiny_train(tmp("idplain").string());
+  plain.id_embedding_spread = 1;
+  EXPECT_THROW(train_msa(plain, true), Error);  // "bytes" has no id tokens
+  fs::remove_all(plain.out_dir);
+  auto bad = c.to_json();
+  bad["id_lm_weight"] = -1;
+  EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
+  fs::remove_all(dir);
+}
+
 TEST(MsaTrain, ConfigErrorsNameTheFile) {
   try {
     TrainConfig::from_json(nlohmann::json::parse(R"({"out_dir": "x"})"), "train.json");
