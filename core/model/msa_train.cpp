@@ -36,6 +36,7 @@ struct Tokenized {
   std::vector<uint8_t> answer_target;  // per active token: its target is a token of the answer value
   int64_t template_len = 0;
   std::vector<int> positives;
+  std::vector<int64_t> doc_id_token;  // per memory document: its "[id]" when that is one token, else -1
 };
 
 std::vector<int64_t> enc(const TextTokenizer& tok, const std::string& s) {
@@ -52,7 +53,11 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
   Tokenized t;
   if (where == Documents::Memory)
     for (size_t i = 0; i < s.documents.size(); ++i)
+    {
       t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
+      const auto tag = enc(tok, interleave::document_tag(s.ids[i]));
+      t.doc_id_token.push_back(tag.size() == 1 ? tag[0] : -1);
+    }
   std::vector<uint8_t> in_id, in_answer;
   std::vector<int64_t> context;
   using Kind = TrainingSegment::Kind;
@@ -106,6 +111,8 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
 
 struct SampleLoss {
   torch::Tensor lm, aux, context_lm, id_lm;  // id_lm: mean CE over the retrieval-step targets only
+  torch::Tensor id_probe;  // mean CE of the last router layer's chunk values read out as their document's id
+  double id_probe_accuracy = 0;
   double router_recall = 0;  // mean over router layers: top-1 document is a positive
   double id_accuracy = 0;    // greedy next-token accuracy on the retrieval-step tokens ("[12]<|object_ref_end|>")
   double answer_accuracy = 0;  // the same on the answer value's tokens
@@ -181,6 +188,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   auto hd = torch::embedding(m.embed_tokens, dids);
   auto ha = torch::embedding(m.embed_tokens, aids);
   std::vector<torch::Tensor> aux_terms;
+  torch::Tensor id_probe = torch::zeros({});
+  double id_probe_accuracy = 0;
   double recall_sum = 0;
   int router_count = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -195,6 +204,18 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
       if (is_router) {
         auto Kc = pool_chunks(qd.k, lengths, P);  // [Hk, C, D] fp32
         auto Vc = pool_chunks(qd.v, lengths, P);
+        if (cfg.id_probe_weight > 0 && l == last_router) {
+          // What a query attending to chunk c alone (every head) would add to the residual, read
+          // out by the LM head; the target is c's document id (TrainConfig::id_probe_weight).
+          std::vector<int64_t> probe_labels(C);
+          for (int64_t k = 0; k < C; ++k) probe_labels[k] = t.doc_id_token[chunk_doc[k]] >= 0 ? t.doc_id_token[chunk_doc[k]] : -100;
+          auto vin = Vc.repeat_interleave(H / Hk, 0).permute({1, 0, 2}).reshape({C, H * D}).to(m.dtype());
+          auto plogits = m.hidden_to_logits(torch::linear(vin, L.o_proj));
+          id_probe = torch::nn::functional::cross_entropy(
+              plogits, torch::tensor(probe_labels, torch::kInt64),
+              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+          id_probe_accuracy = masked_accuracy(plogits, probe_labels, std::vector<uint8_t>(C, 1));
+        }
         auto kr_tok = msa.decouple_router
                           ? torch::linear(xd, L.router_k_proj).view({N, Ld, Hk, D}).transpose(1, 2)
                           : qd.k;
@@ -274,7 +295,10 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     r.id_lm = torch::nn::functional::cross_entropy(logits, torch::tensor(id_labels, torch::kInt64), ce);
   } else {
     r.id_lm = torch::zeros({});
+  r.id_probe = torch::zeros({});
   }
+  r.id_probe = id_probe;
+  r.id_probe_accuracy = id_probe_accuracy;
   r.id_accuracy = masked_accuracy(logits, t.labels, t.id_target);
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
@@ -473,6 +497,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.context_lm_weight = j.value("context_lm_weight", c.context_lm_weight);
     c.id_lm_weight = j.value("id_lm_weight", c.id_lm_weight);
     c.id_embedding_spread = j.value("id_embedding_spread", c.id_embedding_spread);
+    c.id_probe_weight = j.value("id_probe_weight", c.id_probe_weight);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
       int64_t prev = 0;
@@ -523,8 +548,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     throw Error(src + ": " + e.what());
   }
   if (c.context_lm_weight < 0) throw Error(src + ": context_lm_weight must be >= 0");
-  if (c.id_lm_weight < 0 || c.id_embedding_spread < 0)
-    throw Error(src + ": id_lm_weight and id_embedding_spread must be >= 0");
+  if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0)
+    throw Error(src + ": id_lm_weight, id_embedding_spread and id_probe_weight must be >= 0");
   if (c.steps < 1 || c.batch < 1 || c.save_every < 1 || c.log_every < 1 || c.train_top_k < 1 || c.threads < 1)
     throw Error(src + ": steps, batch, save_every, log_every, train_top_k and threads must be >= 1");
   if (!(c.lr > 0) || !(c.tau > 0) || !(c.qk_norm_scale > 0)) throw Error(src + ": lr, tau and qk_norm_scale must be positive");
@@ -546,6 +571,7 @@ json TrainConfig::to_json() const {
   return {{"out_dir", out_dir},   {"model", model.to_json()}, {"tokenizer", tokenizer}, {"init_from", init_from},
           {"qk_norm_scale", qk_norm_scale}, {"context_lm_weight", context_lm_weight},
           {"id_lm_weight", id_lm_weight}, {"id_embedding_spread", id_embedding_spread},
+          {"id_probe_weight", id_probe_weight},
           {"data", data_json(data)},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
@@ -570,6 +596,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   if (tok->vocab_size() > cfg.model.vocab_size)
     throw Error("train: tokenizer '" + cfg.tokenizer + "' has " + std::to_string(tok->vocab_size()) +
                 " ids but model.vocab_size is " + std::to_string(cfg.model.vocab_size));
+  if (cfg.id_probe_weight > 0 && !tok->token_id("[0]"))
+    throw Error("train: id_probe_weight needs a tokenizer with document-id tokens (bytes+ids:N), not '" +
+                cfg.tokenizer + "'");
   const fs::path out(cfg.out_dir), ck = out / "checkpoint";
   fs::create_directories(out);
   TrainSummary summary;
@@ -639,7 +668,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   Progress progress("train", cfg.steps, "steps", !quiet);
   progress.resume_from(step);
   const auto t_start = std::chrono::steady_clock::now();
-  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0, acc_id_lm = 0;
+  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0, acc_id_lm = 0, acc_probe = 0, acc_probe_acc = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -667,6 +696,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       SampleLoss l = sample_loss(model, opt, cfg, tokenize(*tok, s));
       auto lm = l.lm + cfg.context_lm_weight * l.context_lm;
       if (cfg.id_lm_weight > 0) lm = lm + cfg.id_lm_weight * l.id_lm;
+      if (cfg.id_probe_weight > 0) lm = lm + cfg.id_probe_weight * l.id_probe;
       auto loss = (w_lm * lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / batch;
       loss.backward();
       acc_loss += loss.item<double>() * batch;
@@ -677,6 +707,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_ans += l.answer_accuracy;
       acc_ctx += l.context_lm.item<double>();
       acc_id_lm += l.id_lm.item<double>();
+      acc_probe += l.id_probe.item<double>();
+      acc_probe_acc += l.id_probe_accuracy;
       acc_tokens += l.tokens;
       ++acc_n;
     }
@@ -700,6 +732,10 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
                   {"grad_norm", norm},
                   {"tokens_per_s", acc_tokens / std::max(secs, 1e-9)}};
       if (cfg.id_lm_weight > 0) rec["id_lm_loss"] = acc_id_lm / acc_n;
+      if (cfg.id_probe_weight > 0) {
+        rec["id_probe_loss"] = acc_probe / acc_n;
+        rec["id_probe_acc"] = acc_probe_acc / acc_n;
+      }
       log << rec.dump() << "\n";
       log.flush();
       if (!quiet)
@@ -712,7 +748,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       summary.last_router_recall = acc_rec / acc_n;
       summary.last_id_acc = acc_id / acc_n;
       summary.last_answer_acc = acc_ans / acc_n;
-      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = acc_id_lm = 0;
+      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = acc_id_lm = acc_probe = acc_probe_acc = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

@@ -86,6 +86,12 @@ struct TrainConfig {
   // onto one direction (pairwise cosine 0.9 in the session-10 model), which leaves nothing to copy.
   // 0 = keep the rows.
   double id_embedding_spread = 0;
+  // Weight of an auxiliary loss on the last router layer's pooled chunk values: each chunk's value,
+  // through o_proj and the LM head as if a query attended to it alone, must name the chunk's
+  // document. Not in the paper; it trains the half of naming that carries the id into memory (the
+  // other half, attending to the right chunk, is left to the LM loss). Needs one-token ids
+  // (bytes+ids:N). 0 = off.
+  double id_probe_weight = 0;
   double tau = 0.1;
   int train_top_k = 4;                 // documents attended per router layer during training
   int64_t save_every = 50, log_every = 10;

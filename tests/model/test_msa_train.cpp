@@ -247,7 +247,7 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
   fs::remove_all(b);
 }
 
-TEST(MsaTrain, IdLossIsLoggedAndIdEmbeddingsAreSpread) {
+TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
   auto dir = tmp("idopts");
   TrainConfig c = tiny_train(dir.string());
   c.tokenizer = "bytes+ids:40";
@@ -257,9 +257,11 @@ TEST(MsaTrain, IdLossIsLoggedAndIdEmbeddingsAreSpread) {
   c.lr = 1e-6;  // the rows must still show the spread after two steps
   c.id_lm_weight = 2;
   c.id_embedding_spread = 1.5;
+  c.id_probe_weight = 0.5;
   const auto round = TrainConfig::from_json(c.to_json(), "ids.json");
   EXPECT_EQ(round.id_lm_weight, 2);
   EXPECT_EQ(round.id_embedding_spread, 1.5);
+  EXPECT_EQ(round.id_probe_weight, 0.5);
   train_msa(c, true);
   std::ifstream log(dir / "log.jsonl");
   std::string line;
@@ -269,6 +271,10 @@ TEST(MsaTrain, IdLossIsLoggedAndIdEmbeddingsAreSpread) {
     ASSERT_TRUE(rec.contains("id_lm_loss"));
     EXPECT_TRUE(std::isfinite(rec["id_lm_loss"].get<double>()));
     EXPECT_GT(rec["id_lm_loss"].get<double>(), 0);
+    ASSERT_TRUE(rec.contains("id_probe_loss"));
+    EXPECT_TRUE(std::isfinite(rec["id_probe_loss"].get<double>()));
+    EXPECT_GT(rec["id_probe_loss"].get<double>(), 0);
+    EXPECT_GE(rec["id_probe_acc"].get<double>(), 0);
     ++lines;
   }
   EXPECT_EQ(lines, 2);
@@ -280,6 +286,10 @@ TEST(MsaTrain, IdLossIsLoggedAndIdEmbeddingsAreSpread) {
   TrainConfig plain = tiny_train(tmp("idplain").string());
   plain.id_embedding_spread = 1;
   EXPECT_THROW(train_msa(plain, true), Error);  // "bytes" has no id tokens
+  fs::remove_all(plain.out_dir);
+  plain.id_embedding_spread = 0;
+  plain.id_probe_weight = 1;
+  EXPECT_THROW(train_msa(plain, true), Error);
   fs::remove_all(plain.out_dir);
   auto bad = c.to_json();
   bad["id_lm_weight"] = -1;
