@@ -29,6 +29,11 @@ struct TrainConfig {
   // of 1), too soft to pick one token out of hundreds, and at lr 2e-3 the weights take thousands of
   // steps to grow; a small model learns copying (names, answer values) only with sharper attention.
   double qk_norm_scale = 1.0;
+  // How the "msa" objective runs each document's attention within itself: "per_document" (one
+  // document at a time) or "padded" (one batch padded to the longest document: about 2.5x the
+  // time and 2x the peak memory on the shipped recipe). They agree to float rounding, not bitwise;
+  // the runs committed before session 11 used "padded", and their configs say so.
+  std::string document_attention = "per_document";
   TrainingDataConfig data;
   // Data curriculum: steps before until_step draw samples from that stage's data (the base "data"
   // with the stage's overrides) and use the stage's batch (default: "batch"); steps past every

@@ -297,6 +297,33 @@ TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
   fs::remove_all(dir);
 }
 
+TEST(MsaTrain, PerDocumentAttentionMatchesThePaddedBatch) {
+  // documents of 3-30 words, so the padded batch carries a lot of padding
+  auto a = tmp("perdoc"), b = tmp("padded");
+  TrainConfig per = tiny_train(a.string()), pad = tiny_train(b.string());
+  per.data.doc_words_min = pad.data.doc_words_min = 3;
+  per.data.doc_words = pad.data.doc_words = 30;
+  per.steps = pad.steps = 3;
+  pad.document_attention = "padded";
+  train_msa(per, true);
+  train_msa(pad, true);
+  std::ifstream la(a / "log.jsonl"), lb(b / "log.jsonl");
+  std::string x, y;
+  int lines = 0;
+  while (std::getline(la, x) && std::getline(lb, y)) {
+    const auto ra = nlohmann::json::parse(x), rb = nlohmann::json::parse(y);
+    for (const char* k : {"loss", "lm_loss", "aux_loss", "grad_norm"})
+      EXPECT_NEAR(ra[k].get<double>(), rb[k].get<double>(), 1e-4 * (1 + std::abs(rb[k].get<double>()))) << k;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3);
+  auto bad = per.to_json();
+  bad["document_attention"] = "dense";
+  EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
 TEST(MsaTrain, ConfigErrorsNameTheFile) {
   try {
     TrainConfig::from_json(nlohmann::json::parse(R"({"out_dir": "x"})"), "train.json");
