@@ -1,33 +1,43 @@
 #!/usr/bin/env bash
 # Auxiliary routing loss ablation (issue #7, the paper's Table 4 direction): two msa-small models
-# trained from the same seed, data and schedule for STEPS (default 150) optimizer steps, with and
-# without the InfoNCE routing loss (results/ablation-aux/train_{aux,noaux}.json), run side by side
-# (one core each), exported and evaluated by `msabench run` on held-out NIAH memories at SIZES
-# (default 64K,256K bytes). Training is resumable: re-running continues from the checkpoints under
-# build/ablation-aux/. Writes results/ablation-aux/eval/ and summary.json.
+# trained from the same seed, data and schedule, with and without the InfoNCE routing loss
+# ($PAIR/train_{aux,noaux}.json), run side by side (one core each), exported and evaluated by
+# `msabench run` on held-out NIAH memories at SIZES with the msa backend OPTIONS. Writes
+# $PAIR/eval/ and $PAIR/summary.json.
+#   PAIR=results/ablation-aux (default): the 150-step recipe, evaluated under the paper's protocol.
+#   PAIR=results/ablation-aux/stage3 OPTIONS=max_rounds=3,max_tokens=64,naming=router: the shipped
+#     model's recipe (600 steps from the copy checkpoint, about 35 minutes per arm); naming=router
+#     because neither model names documents itself.
+# Training is resumable: re-running continues from each config's out_dir checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PAIR=${PAIR:-results/ablation-aux}
 SIZES=${SIZES:-64K,256K}
 SAMPLES=${SAMPLES:-8}
-OUT=${OUT:-results/ablation-aux}
+OPTIONS=${OPTIONS:-max_rounds=3,max_tokens=64}
+for v in aux noaux; do
+  [[ -f "$PAIR/train_$v.json" ]] || { echo "ablation_aux: $PAIR/train_$v.json not found" >&2; exit 2; }
+done
 ninja -C build -j"${JOBS:-1}" msabench >/dev/null
 for v in aux noaux; do
-  build/msabench train -c "$OUT/train_$v.json" --quiet &
+  build/msabench train -c "$PAIR/train_$v.json" --quiet &
 done
 wait
 specs=()
 for v in aux noaux; do
-  build/msabench train -c "$OUT/train_$v.json" --steps 0 --export "build/ablation-aux/$v/model" --quiet
-  specs+=(-b "msa:model=build/ablation-aux/$v/model,max_rounds=3,max_tokens=64")
+  dir=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["out_dir"])' "$PAIR/train_$v.json")
+  build/msabench train -c "$PAIR/train_$v.json" --steps 0 --export "$dir/model" --quiet
+  specs+=(-b "msa:model=$dir/model,$OPTIONS")
 done
 build/msabench run "${specs[@]}" -d niah_single_1 -s "$SIZES" --samples "$SAMPLES" --tokenizer bytes --no-plot \
-  -o "$OUT/eval" --quiet
-python3 - "$OUT" <<'PY'
+  -o "$PAIR/eval" --quiet
+python3 - "$PAIR" "$OPTIONS" <<'PY'
 import glob, json, os, sys
 out = sys.argv[1]
-summary = {"command": "scripts/ablation_aux.sh", "cells": []}
+summary = {"command": f"PAIR={out} scripts/ablation_aux.sh", "options": sys.argv[2], "cells": []}
 for v in ("aux", "noaux"):
-    log = [json.loads(l) for l in open(f"build/ablation-aux/{v}/log.jsonl")]
+    log_dir = json.load(open(f"{out}/train_{v}.json"))["out_dir"]
+    log = [json.loads(l) for l in open(f"{log_dir}/log.jsonl")]
     summary[f"training_{v}"] = [{k: r[k] for k in ("step", "lm_loss", "aux_loss", "router_top1", "id_token_acc") if k in r}
                                 for r in log]
 for path in sorted(glob.glob(out + "/eval/cells/*.json")):
