@@ -135,15 +135,16 @@ double masked_accuracy(const torch::Tensor& logits, const std::vector<int64_t>& 
 
 // Causal attention of each document within itself, one document at a time: the batched form pads
 // every document to the longest, N x Ld^2 scores (0.6 GB per layer for 11 documents next to one of
-// 1,858 tokens). Rows past a document's end are zero; nothing reads them.
-torch::Tensor attend_within_documents(const Qwen3Model& m, const Qwen3Model::QKV& qd, const std::vector<int64_t>& lengths) {
+// 1,858 tokens). Rows past a document's end are zero; nothing reads them. causal: the [1, 1, Ld, Ld]
+// causal bias, made once per sample; each document uses its top-left corner.
+torch::Tensor attend_within_documents(const Qwen3Model& m, const Qwen3Model::QKV& qd, const std::vector<int64_t>& lengths,
+                                      const torch::Tensor& causal) {
   const int64_t Ld = qd.q.size(2), width = qd.q.size(1) * qd.q.size(3);
   std::vector<torch::Tensor> outs;
   for (size_t i = 0; i < lengths.size(); ++i) {
     const int64_t n = lengths[i], b = static_cast<int64_t>(i);
-    auto causal = prefix_causal_bias(torch::zeros({1, 0}, torch::kBool), torch::ones({1, n}, torch::kBool));
     auto o = m.attend(qd.q.narrow(0, b, 1).narrow(2, 0, n), qd.k.narrow(0, b, 1).narrow(2, 0, n),
-                      qd.v.narrow(0, b, 1).narrow(2, 0, n), causal);
+                      qd.v.narrow(0, b, 1).narrow(2, 0, n), causal.narrow(2, 0, n).narrow(3, 0, n));
     outs.push_back(n == Ld ? o : torch::cat({o, torch::zeros({1, Ld - n, width}, o.options())}, 1));
   }
   return torch::cat(outs, 0);
@@ -165,10 +166,13 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   auto dids = torch::zeros({N, Ld}, torch::kInt64);
   for (int64_t i = 0; i < N; ++i) dids[i].narrow(0, 0, lengths[i]).copy_(torch::tensor(t.docs[i], torch::kInt64));
   auto dpos = torch::arange(Ld, torch::kInt64).unsqueeze(0).expand({N, Ld});
-  torch::Tensor dbias;  // the batched padded form (TrainConfig::document_attention "padded")
-  if (cfg.document_attention == "padded") {
+  const bool padded = cfg.document_attention == "padded";
+  torch::Tensor dbias;  // [N, 1, Ld, Ld] when padded, else the one [1, 1, Ld, Ld] causal bias
+  if (padded) {
     auto dvalid = torch::arange(Ld, torch::kInt64).unsqueeze(0) < torch::tensor(lengths, torch::kInt64).unsqueeze(1);
     dbias = prefix_causal_bias(torch::zeros({N, 0}, torch::kBool), dvalid);
+  } else {
+    dbias = prefix_causal_bias(torch::zeros({1, 0}, torch::kBool), torch::ones({1, Ld}, torch::kBool));
   }
   std::vector<int64_t> chunk_doc;
   for (int64_t i = 0; i < N; ++i)
@@ -290,8 +294,7 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
         out = m.attend(qa.q, qa.k, qa.v, act_causal);
       }
       if (l < last_router) {
-        auto within = cfg.document_attention == "padded" ? m.attend(qd.q, qd.k, qd.v, dbias)
-                                                         : attend_within_documents(m, qd, lengths);
+        auto within = padded ? m.attend(qd.q, qd.k, qd.v, dbias) : attend_within_documents(m, qd, lengths, dbias);
         hd = hd + torch::linear(within, L.o_proj);
         hd = hd + m.mlp(L, m.rms_norm(hd, L.post_norm));
       }
