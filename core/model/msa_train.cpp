@@ -52,8 +52,7 @@ enum class Documents { Memory, None, InContext };
 Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents where = Documents::Memory) {
   Tokenized t;
   if (where == Documents::Memory)
-    for (size_t i = 0; i < s.documents.size(); ++i)
-    {
+    for (size_t i = 0; i < s.documents.size(); ++i) {
       t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
       const auto tag = enc(tok, interleave::document_tag(s.ids[i]));
       t.doc_id_token.push_back(tag.size() == 1 ? tag[0] : -1);
@@ -319,7 +318,6 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     r.id_lm = torch::nn::functional::cross_entropy(logits, torch::tensor(id_labels, torch::kInt64), ce);
   } else {
     r.id_lm = torch::zeros({});
-  r.id_probe = torch::zeros({});
   }
   r.id_probe = id_probe;
   r.id_probe_accuracy = id_probe_accuracy;
@@ -392,6 +390,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   r.aux = torch::zeros({});
   r.context_lm = torch::zeros({});
   r.id_lm = torch::zeros({});
+  r.id_probe = torch::zeros({});
   r.answer_accuracy = masked_accuracy(logits, labels, answer);
   r.id_accuracy = masked_accuracy(logits, labels, id_step);
   r.tokens = n;
@@ -624,9 +623,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   if (tok->vocab_size() > cfg.model.vocab_size)
     throw Error("train: tokenizer '" + cfg.tokenizer + "' has " + std::to_string(tok->vocab_size()) +
                 " ids but model.vocab_size is " + std::to_string(cfg.model.vocab_size));
-  if (cfg.id_probe_weight > 0 && !tok->token_id("[0]"))
-    throw Error("train: id_probe_weight needs a tokenizer with document-id tokens (bytes+ids:N), not '" +
-                cfg.tokenizer + "'");
+  if ((cfg.id_probe_weight > 0 || cfg.id_embedding_spread > 0) && !tok->token_id("[0]"))
+    throw Error("train: id_probe_weight and id_embedding_spread need a tokenizer with document-id tokens "
+                "(bytes+ids:N), not '" + cfg.tokenizer + "'");
   const fs::path out(cfg.out_dir), ck = out / "checkpoint";
   fs::create_directories(out);
   TrainSummary summary;
