@@ -19,10 +19,12 @@ for v in aux noaux; do
   [[ -f "$PAIR/train_$v.json" ]] || { echo "ablation_aux: $PAIR/train_$v.json not found" >&2; exit 2; }
 done
 ninja -C build -j"${JOBS:-1}" msabench >/dev/null
+pids=()
 for v in aux noaux; do
   build/msabench train -c "$PAIR/train_$v.json" --quiet &
+  pids+=($!)
 done
-wait
+for p in "${pids[@]}"; do wait "$p"; done  # a bare `wait` returns 0 even when a training failed
 specs=()
 for v in aux noaux; do
   dir=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["out_dir"])' "$PAIR/train_$v.json")
