@@ -33,10 +33,11 @@ for v in aux noaux; do
 done
 build/msabench run "${specs[@]}" -d niah_single_1 -s "$SIZES" --samples "$SAMPLES" --tokenizer bytes --no-plot \
   -o "$PAIR/eval" --quiet
-python3 - "$PAIR" "$OPTIONS" <<'PY'
+python3 - "$PAIR" "$OPTIONS" "$SIZES" "$SAMPLES" <<'PY'
 import glob, json, os, sys
-out = sys.argv[1]
-summary = {"command": f"PAIR={out} scripts/ablation_aux.sh", "options": sys.argv[2], "cells": []}
+out, options, sizes, samples = sys.argv[1:5]
+summary = {"command": f"PAIR={out} OPTIONS={options} SIZES={sizes} SAMPLES={samples} scripts/ablation_aux.sh",
+           "options": options, "cells": []}
 for v in ("aux", "noaux"):
     log_dir = json.load(open(f"{out}/train_{v}.json"))["out_dir"]
     log = [json.loads(l) for l in open(f"{log_dir}/log.jsonl")]
