@@ -59,7 +59,7 @@ class MsaBackend : public Backend {
     spec.check_known({"model", "topk", "interleave", "inject", "max_rounds", "max_tokens", "routing", "positions",
                       "threads", "bank_dir", "segment_docs", "key_dtype", "ram_budget",
                       "gpu_budget", "content", "shards", "master_addr", "master_port", "launch", "fetch_threads",
-                      "prefetch", "cold_content", "naming"});
+                      "prefetch", "cold_content", "naming", "query_position"});
     bank_dir_ = spec.get_string("bank_dir", "");
     segment_docs_ = spec.get_int("segment_docs", 256);
     if (spec.options.count("key_dtype")) key_dtype_ = parse_key_dtype(spec.get_string("key_dtype", "fp32"));
@@ -92,8 +92,13 @@ class MsaBackend : public Backend {
     if (o.fetch_threads < 0 || o.fetch_threads > 64) throw Error("msa: fetch_threads must be 0..64");
     // Suite-trained models say how they were trained to route (msabench_inference.json).
     std::string routing_default = "engine";
+    int64_t trained_query_position = -1;  // the first question position the model was trained with, if recorded
     const fs::path hints = fs::path(model_dir_) / "msabench_inference.json";
-    if (fs::exists(hints)) routing_default = json::parse(read_file(hints.string())).value("routing", routing_default);
+    if (fs::exists(hints)) {
+      const json h = json::parse(read_file(hints.string()));
+      routing_default = h.value("routing", routing_default);
+      trained_query_position = h.value("query_position", trained_query_position);
+    }
     const std::string routing = spec.get_string("routing", routing_default);
     if (routing == "cosine") o.similarity = RoutingSimilarity::Cosine;
     else if (routing != "engine") throw Error("msa: routing must be engine (config default) or cosine");
@@ -101,6 +106,11 @@ class MsaBackend : public Backend {
     if (positions == "paper") o.query_position_start = o.doc_top_k;
     else if (positions != "code") throw Error("msa: positions must be code (3 + k) or paper (k)");
     if (positions == "code") o.query_position_start = 3 + o.doc_top_k;
+    // A suite-trained model saw its questions at one fixed position whatever k (the trainer's 3 + 16);
+    // 3 + k with another k would move the question against the memory's RoPE positions.
+    if (trained_query_position >= 0 && !spec.options.count("positions")) o.query_position_start = trained_query_position;
+    o.query_position_start = spec.get_int("query_position", o.query_position_start);
+    if (o.query_position_start < 0) throw Error("msa: query_position must be >= 0");
     iopt_.interleave = spec.get_int("interleave", 1) != 0;
     iopt_.inject_text = spec.get_int("inject", 1) != 0;
     iopt_.max_rounds = static_cast<int>(spec.get_int("max_rounds", iopt_.max_rounds));
@@ -137,6 +147,8 @@ class MsaBackend : public Backend {
     if (!o.prefetch_next_layer) spec_obj.options["prefetch"] = "0";
     if (cold_content_) spec_obj.options["cold_content"] = "1";
     if (router_names_) spec_obj.options["naming"] = "router";
+    if (o.query_position_start != (positions == "paper" ? 0 : 3) + o.doc_top_k)
+      spec_obj.options["query_position"] = std::to_string(o.query_position_start);
     shard_opt_.model_dir = model_dir_;
     shard_opt_.threads = static_cast<int>(threads_);
     spec_ = spec_obj.to_string();
@@ -434,7 +446,9 @@ class MsaBackend : public Backend {
 void register_msa_backend(BackendRegistry& registry) {
   registry.add({"msa", "MSA model with Memory Interleave over a memory bank of the corpus",
                 "model=DIR (default: the shipped backends/msa/msa-small/model), topk=16, interleave=1, inject=1, "
-                "max_rounds=6, max_tokens=256 (per call), routing=engine|cosine, positions=code|paper, threads=2, "
+                "max_rounds=6, max_tokens=256 (per call), routing=engine|cosine, positions=code|paper, "
+                "query_position=N (first question position; default from positions, or the trained one that a "
+                "suite-trained model records in msabench_inference.json), threads=2, "
                 "key_dtype=fp32|bf16|int8 (routing keys in the blocked scan layout; int8 with per-chunk scales), "
                 "ram_budget=SIZE (e.g. 8G; refused before encoding when the routing keys cannot fit; content K/V "
                 "memory-mapped from bank_dir when they do not), gpu_budget=SIZE (GPU builds only), content=auto|ram|mmap, "

@@ -80,6 +80,26 @@ TEST(MsaBackend, GreedyAnswersAreDeterministicAndBadSpecsAreErrors) {
   EXPECT_THROW(BackendRegistry::instance().create(spec + ",topk=0"), Error);
 }
 
+// The first question position: 3 + k by default, query_position=N when given, and for a model that
+// records the position it was trained at (msabench_inference.json), that one whatever k.
+TEST(MsaBackend, QueryPositionComesFromTheSpecOrTheTrainedModel) {
+  register_builtin_backends();
+  auto& reg = BackendRegistry::instance();
+  const std::string base = "msa:model=" + tiny_model().string() + ",max_tokens=8,max_rounds=1,topk=4";
+  EXPECT_EQ(reg.create(base)->spec().find("query_position"), std::string::npos);
+  EXPECT_EQ(reg.create(base + ",query_position=7")->spec(), reg.create(base)->spec());  // 3 + 4: the default
+  EXPECT_NE(reg.create(base + ",query_position=19")->spec().find("query_position=19"), std::string::npos);
+  EXPECT_THROW(reg.create(base + ",query_position=-1"), Error);
+  const fs::path trained = fs::temp_directory_path() / ("msabench-qpos-" + std::to_string(::getpid()));
+  fs::remove_all(trained);
+  fs::copy(tiny_model(), trained, fs::copy_options::recursive);
+  write_json_atomic((trained / "msabench_inference.json").string(), {{"query_position", 19}});
+  const std::string t = "msa:model=" + trained.string() + ",max_tokens=8,max_rounds=1,topk=4";
+  EXPECT_NE(reg.create(t)->spec().find("query_position=19"), std::string::npos);
+  EXPECT_EQ(reg.create(t + ",positions=code")->spec().find("query_position"), std::string::npos);  // asked for 3 + k
+  fs::remove_all(trained);
+}
+
 // naming=router: each retrieval step names the router's best not yet named document of that call
 // (last router layer), so the named ids follow the calls' routing whatever the model would write.
 TEST(MsaBackend, RouterNamingNamesEachCallsBestUnnamedDocument) {
