@@ -74,7 +74,9 @@ void fill_documents(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndo
   }
   const double lo = std::log(static_cast<double>(ndocs)), hi = std::log(static_cast<double>(cfg.max_doc_id));
   const double u = static_cast<double>(draw(rng, 1u << 20)) / (1u << 20);
-  const auto range = std::max<int64_t>(ndocs, static_cast<int64_t>(std::exp(lo + u * (hi - lo))));
+  const auto range = cfg.doc_id_range == "uniform"
+                         ? cfg.max_doc_id
+                         : std::max<int64_t>(ndocs, static_cast<int64_t>(std::exp(lo + u * (hi - lo))));
   std::set<int64_t> ids;
   while (ids.size() < static_cast<size_t>(ndocs)) ids.insert(static_cast<int64_t>(draw(rng, range)));
   s.ids.assign(ids.begin(), ids.end());
@@ -438,6 +440,8 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
     throw Error("training data: need 1 <= copy_min_len <= copy_max_len, copy_max_lines >= 1, copy_pairs >= 1, copy_gap_words >= 0");
   if (cfg.max_doc_id > 0 && cfg.max_doc_id < cfg.max_docs)
     throw Error("training data: max_doc_id must be 0 or at least max_docs");
+  if (cfg.doc_id_range != "log_uniform" && cfg.doc_id_range != "uniform")
+    throw Error("training data: doc_id_range must be log_uniform or uniform");
   std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));
   const int ndocs = cfg.min_docs + static_cast<int>(draw(rng, cfg.max_docs - cfg.min_docs + 1));
   // A mixture "a+b+..." draws one of its tasks uniformly per sample; a task listed twice is drawn

@@ -65,6 +65,9 @@ struct TrainingDataConfig {
   // the model learns to name ids as large as a memory of max_doc_id documents has (eval ids are
   // corpus indices). 0: ids 0..ndocs-1.
   int64_t max_doc_id = 0;
+  // "log_uniform" (above) or "uniform": R = max_doc_id always. Log-uniform ranges make most ids
+  // small, so a model can name small ids from a prior; uniform ones make every id a copy.
+  std::string doc_id_range = "log_uniform";
   // Where the gold needle goes in its document: "random" (a sentence boundary) or "end" (last
   // sentence, next to the trailing "[id]", so the id and the key share a pooled chunk: a curriculum
   // step for small models that must name the document).

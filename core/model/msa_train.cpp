@@ -111,7 +111,11 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
 struct SampleLoss {
   torch::Tensor lm, aux, context_lm, id_lm;  // id_lm: mean CE over the retrieval-step targets only
   torch::Tensor id_probe;  // mean CE of the last router layer's chunk values read out as their document's id
+  torch::Tensor id_attention;  // -log of the memory's attention share at the id rows (TrainConfig::id_attention_weight)
   double id_probe_accuracy = 0;
+  // Per router layer: softmax mass that the rows predicting a document id put on the gold document's
+  // chunks (mean over heads and rows; 0 when the gold is not selected); empty when not measured.
+  std::vector<double> id_memory_attention;
   double router_recall = 0;  // mean over router layers: top-1 document is a positive
   double id_accuracy = 0;    // greedy next-token accuracy on the retrieval-step tokens ("[12]<|object_ref_end|>")
   double answer_accuracy = 0;  // the same on the answer value's tokens
@@ -214,6 +218,13 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   double id_probe_accuracy = 0;
   double recall_sum = 0;
   int router_count = 0;
+  std::vector<int64_t> id_rows;  // rows whose target is a document id token (measured with the id options)
+  if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0)
+    for (int64_t i = 0; i < La; ++i)
+      if (t.id_target[i] && std::find(t.doc_id_token.begin(), t.doc_id_token.end(), t.labels[i]) != t.doc_id_token.end())
+        id_rows.push_back(i);
+  std::vector<double> id_memory_attention;
+  std::vector<torch::Tensor> id_attention_terms;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const auto& L = m.layers[l];
     const bool is_router = std::find(routers.begin(), routers.end(), static_cast<int>(l)) != routers.end();
@@ -289,6 +300,26 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
         allowed.narrow(0, T, La - T).narrow(1, T, n).fill_(true);
         auto bias = torch::zeros({1, 1, La, La + n}).masked_fill(allowed.logical_not().view({1, 1, La, La + n}), kLowest);
         out = m.attend(qa.q, K, V, bias);
+        // Columns of the gold document's chunks: naming must read the document it names.
+        std::vector<int64_t> gold_cols;
+        for (int64_t j = 0; j < n; ++j)
+          if (std::find(t.positives.begin(), t.positives.end(), static_cast<int>(chunk_doc[cidx[j]])) != t.positives.end())
+            gold_cols.push_back(T + j);
+        if (!id_rows.empty() && gold_cols.empty()) id_memory_attention.push_back(0.0);  // gold not selected
+        if (!id_rows.empty() && !gold_cols.empty()) {
+          // The same scores as attend()'s, for the id rows only; log shares via logsumexp, since the
+          // share can be 1e-20 (a softmax that saturated away from the memory passes no gradient).
+          c10::AutoGradMode grad(cfg.id_attention_weight > 0);  // a measurement only, unless trained
+          auto rows = torch::tensor(id_rows, torch::kInt64);
+          auto scores = torch::matmul(qa.q.index_select(2, rows), K.repeat_interleave(H / Hk, 1).transpose(-1, -2))
+                            .to(torch::kFloat32) / std::sqrt(static_cast<double>(D)) + bias.index_select(2, rows);
+          auto log_share = torch::logsumexp(scores.index_select(-1, torch::tensor(gold_cols, torch::kInt64)), -1) -
+                           torch::logsumexp(scores, -1);  // [1, H, rows]
+          id_memory_attention.push_back(log_share.detach().exp().mean().item<double>());
+          // Mean over heads inside the log: one head reading the memory is enough.
+          if (cfg.id_attention_weight > 0)
+            id_attention_terms.push_back(-(torch::logsumexp(log_share, 1) - std::log(static_cast<double>(H))).mean());
+        }
       } else {
         out = m.attend(qa.q, qa.k, qa.v, act_causal);
       }
@@ -321,6 +352,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   }
   r.id_probe = id_probe;
   r.id_probe_accuracy = id_probe_accuracy;
+  r.id_memory_attention = std::move(id_memory_attention);
+  r.id_attention = id_attention_terms.empty() ? torch::zeros({}) : torch::stack(id_attention_terms).mean();
   r.id_accuracy = masked_accuracy(logits, t.labels, t.id_target);
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
@@ -391,6 +424,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   r.context_lm = torch::zeros({});
   r.id_lm = torch::zeros({});
   r.id_probe = torch::zeros({});
+  r.id_attention = torch::zeros({});
   r.answer_accuracy = masked_accuracy(logits, labels, answer);
   r.id_accuracy = masked_accuracy(logits, labels, id_step);
   r.tokens = n;
@@ -461,6 +495,7 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   c.doc_words = d.value("doc_words", c.doc_words);
   c.doc_words_min = d.value("doc_words_min", c.doc_words_min);
   c.max_doc_id = d.value("max_doc_id", c.max_doc_id);
+  c.doc_id_range = d.value("doc_id_range", c.doc_id_range);
   c.needle_position = d.value("needle_position", c.needle_position);
   c.extra_questions = d.value("extra_questions", c.extra_questions);
   c.max_distractors = d.value("max_distractors", c.max_distractors);
@@ -474,7 +509,7 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
 }
 json data_json(const TrainingDataConfig& d) {
   return {{"task", d.task}, {"min_docs", d.min_docs}, {"max_docs", d.max_docs}, {"doc_words", d.doc_words},
-          {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"needle_position", d.needle_position},
+          {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"doc_id_range", d.doc_id_range}, {"needle_position", d.needle_position},
           {"extra_questions", d.extra_questions}, {"max_distractors", d.max_distractors},
           {"copy_min_len", d.copy_min_len}, {"copy_max_len", d.copy_max_len}, {"copy_max_lines", d.copy_max_lines},
           {"copy_pairs", d.copy_pairs}, {"copy_gap_words", d.copy_gap_words},
@@ -522,6 +557,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.id_lm_weight = j.value("id_lm_weight", c.id_lm_weight);
     c.id_embedding_spread = j.value("id_embedding_spread", c.id_embedding_spread);
     c.id_probe_weight = j.value("id_probe_weight", c.id_probe_weight);
+    c.id_attention_weight = j.value("id_attention_weight", c.id_attention_weight);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
       int64_t prev = 0;
@@ -572,8 +608,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     throw Error(src + ": " + e.what());
   }
   if (c.context_lm_weight < 0) throw Error(src + ": context_lm_weight must be >= 0");
-  if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0)
-    throw Error(src + ": id_lm_weight, id_embedding_spread and id_probe_weight must be >= 0");
+  if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0 || c.id_attention_weight < 0)
+    throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight and id_attention_weight must be >= 0");
   if (c.steps < 1 || c.batch < 1 || c.save_every < 1 || c.log_every < 1 || c.train_top_k < 1 || c.threads < 1)
     throw Error(src + ": steps, batch, save_every, log_every, train_top_k and threads must be >= 1");
   if (c.document_attention != "per_document" && c.document_attention != "padded")
@@ -599,6 +635,7 @@ json TrainConfig::to_json() const {
           {"context_lm_weight", context_lm_weight},
           {"id_lm_weight", id_lm_weight}, {"id_embedding_spread", id_embedding_spread},
           {"id_probe_weight", id_probe_weight},
+          {"id_attention_weight", id_attention_weight},
           {"data", data_json(data)},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
@@ -623,8 +660,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   if (tok->vocab_size() > cfg.model.vocab_size)
     throw Error("train: tokenizer '" + cfg.tokenizer + "' has " + std::to_string(tok->vocab_size()) +
                 " ids but model.vocab_size is " + std::to_string(cfg.model.vocab_size));
-  if ((cfg.id_probe_weight > 0 || cfg.id_embedding_spread > 0) && !tok->token_id("[0]"))
-    throw Error("train: id_probe_weight and id_embedding_spread need a tokenizer with document-id tokens "
+  if ((cfg.id_probe_weight > 0 || cfg.id_embedding_spread > 0 || cfg.id_attention_weight > 0) && !tok->token_id("[0]"))
+    throw Error("train: id_probe_weight, id_attention_weight and id_embedding_spread need a tokenizer with document-id tokens "
                 "(bytes+ids:N), not '" + cfg.tokenizer + "'");
   const fs::path out(cfg.out_dir), ck = out / "checkpoint";
   fs::create_directories(out);
@@ -695,7 +732,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   Progress progress("train", cfg.steps, "steps", !quiet);
   progress.resume_from(step);
   const auto t_start = std::chrono::steady_clock::now();
-  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0, acc_id_lm = 0, acc_probe = 0, acc_probe_acc = 0;
+  double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0, acc_id_lm = 0, acc_probe = 0, acc_probe_acc = 0, acc_id_attn_loss = 0;
+  std::vector<double> acc_id_attn;  // per router layer, summed over samples that measured it
+  int64_t acc_id_attn_n = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -724,6 +763,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       auto lm = l.lm + cfg.context_lm_weight * l.context_lm;
       if (cfg.id_lm_weight > 0) lm = lm + cfg.id_lm_weight * l.id_lm;
       if (cfg.id_probe_weight > 0) lm = lm + cfg.id_probe_weight * l.id_probe;
+      if (cfg.id_attention_weight > 0) lm = lm + cfg.id_attention_weight * l.id_attention;
       auto loss = (w_lm * lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / batch;
       loss.backward();
       acc_loss += loss.item<double>() * batch;
@@ -736,6 +776,12 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_id_lm += l.id_lm.item<double>();
       acc_probe += l.id_probe.item<double>();
       acc_probe_acc += l.id_probe_accuracy;
+      acc_id_attn_loss += l.id_attention.item<double>();
+      if (!l.id_memory_attention.empty()) {
+        acc_id_attn.resize(l.id_memory_attention.size(), 0.0);
+        for (size_t i = 0; i < acc_id_attn.size(); ++i) acc_id_attn[i] += l.id_memory_attention[i];
+        ++acc_id_attn_n;
+      }
       acc_tokens += l.tokens;
       ++acc_n;
     }
@@ -763,6 +809,11 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         rec["id_probe_loss"] = acc_probe / acc_n;
         rec["id_probe_acc"] = acc_probe_acc / acc_n;
       }
+      if (cfg.id_attention_weight > 0) rec["id_attention_loss"] = acc_id_attn_loss / acc_n;
+      if (acc_id_attn_n > 0) {
+        for (auto& a : acc_id_attn) a /= static_cast<double>(acc_id_attn_n);
+        rec["id_memory_attention"] = acc_id_attn;
+      }
       log << rec.dump() << "\n";
       log.flush();
       if (!quiet)
@@ -775,7 +826,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       summary.last_router_recall = acc_rec / acc_n;
       summary.last_id_acc = acc_id / acc_n;
       summary.last_answer_acc = acc_ans / acc_n;
-      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = acc_id_lm = acc_probe = acc_probe_acc = 0;
+      acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = acc_id_lm = acc_probe = acc_probe_acc = acc_id_attn_loss = 0;
+      acc_id_attn.clear();
+      acc_id_attn_n = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }
@@ -857,7 +910,10 @@ void export_trained_model(const std::string& out_dir, const std::string& model_d
   write_json_atomic((fs::path(model_dir) / "trainer_state.json").string(), state);
   // The trainer routes by cosine similarity (the paper's rule); the engine default for this config
   // would be the scaled dot product, so the model records how it must be served.
-  write_json_atomic((fs::path(model_dir) / "msabench_inference.json").string(), {{"routing", "cosine"}});
+  // It also records the question position it was trained at (sample_loss: MsaOptions' 3 + 16), which
+  // the backend keeps for any top-k.
+  write_json_atomic((fs::path(model_dir) / "msabench_inference.json").string(),
+                    {{"routing", "cosine"}, {"query_position", MsaOptions::from_config(m.config()).query_position_start}});
 }
 
 }  // namespace msabench

@@ -95,8 +95,16 @@ struct TrainConfig {
   // through o_proj and the LM head as if a query attended to it alone, must name the chunk's
   // document. Not in the paper; it trains the half of naming that carries the id into memory (the
   // other half, attending to the right chunk, is left to the LM loss). Needs one-token ids
-  // (bytes+ids:N). 0 = off.
+  // (bytes+ids:N). 0 = off. With any id option on, the log also records `id_memory_attention`: per
+  // router layer, the attention share that the rows predicting a document id give the gold's chunks.
   double id_probe_weight = 0;
+  // Weight of a loss on where the rows that predict a document id look, in every router layer that
+  // selected the gold document: -log of the attention share of the gold document's chunks (mean
+  // over heads inside the log). Not in
+  // the paper. Measured (session 12): the trained small model gives the memory a share of 1e-14 to
+  // 1e-22 there, a saturated softmax through which the LM loss passes no gradient, so naming could
+  // not be learned however the values carried the id. 0 = off.
+  double id_attention_weight = 0;
   double tau = 0.1;
   int train_top_k = 4;                 // documents attended per router layer during training
   int64_t save_every = 50, log_every = 10;

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
@@ -258,10 +259,13 @@ TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
   c.id_lm_weight = 2;
   c.id_embedding_spread = 1.5;
   c.id_probe_weight = 0.5;
+  c.id_attention_weight = 0.25;
+  c.train_top_k = 8;  // every document selected, so the gold's attention share is measured in every sample
   const auto round = TrainConfig::from_json(c.to_json(), "ids.json");
   EXPECT_EQ(round.id_lm_weight, 2);
   EXPECT_EQ(round.id_embedding_spread, 1.5);
   EXPECT_EQ(round.id_probe_weight, 0.5);
+  EXPECT_EQ(round.id_attention_weight, 0.25);
   train_msa(c, true);
   std::ifstream log(dir / "log.jsonl");
   std::string line;
@@ -275,6 +279,16 @@ TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
     EXPECT_TRUE(std::isfinite(rec["id_probe_loss"].get<double>()));
     EXPECT_GT(rec["id_probe_loss"].get<double>(), 0);
     EXPECT_GE(rec["id_probe_acc"].get<double>(), 0);
+    ASSERT_TRUE(rec.contains("id_attention_loss"));
+    EXPECT_GT(rec["id_attention_loss"].get<double>(), 0);  // -log of a share below 1
+    // One attention mass per router layer; a softmax share of the memory columns, so in (0, 1).
+    ASSERT_TRUE(rec.contains("id_memory_attention"));
+    const auto attn = rec["id_memory_attention"].get<std::vector<double>>();
+    EXPECT_EQ(attn.size(), c.model.msa->router_layers.size());
+    for (double a : attn) {
+      EXPECT_GT(a, 0);
+      EXPECT_LT(a, 1);
+    }
     ++lines;
   }
   EXPECT_EQ(lines, 2);
@@ -289,6 +303,9 @@ TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
   fs::remove_all(plain.out_dir);
   plain.id_embedding_spread = 0;
   plain.id_probe_weight = 1;
+  EXPECT_THROW(train_msa(plain, true), Error);
+  plain.id_probe_weight = 0;
+  plain.id_attention_weight = 1;
   EXPECT_THROW(train_msa(plain, true), Error);
   fs::remove_all(plain.out_dir);
   auto bad = c.to_json();
@@ -366,6 +383,23 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
   }
   d.needle_position = "middle";
   EXPECT_THROW(make_training_sample(d, 0), Error);
+  // id ranges: log-uniform ids are mostly small (median range sqrt(ndocs * max)), uniform ones not
+  d.needle_position = "random";
+  d.max_doc_id = 4096;
+  auto median_id = [&](const std::string& range) {
+    d.doc_id_range = range;
+    std::vector<int64_t> ids;
+    for (uint64_t i = 0; i < 200; ++i)
+      for (auto id : make_training_sample(d, i).ids) ids.push_back(id);
+    std::nth_element(ids.begin(), ids.begin() + ids.size() / 2, ids.end());
+    return ids[ids.size() / 2];
+  };
+  EXPECT_LT(median_id("log_uniform"), 500);
+  EXPECT_GT(median_id("uniform"), 1500);
+  d.doc_id_range = "linear";
+  EXPECT_THROW(make_training_sample(d, 0), Error);
+  d.doc_id_range = "log_uniform";
+  d.max_doc_id = 500;
   // extra questions: each asks a needle of the gold document, answered after the main answer
   d.needle_position = "random";
   d.extra_questions = 3;
