@@ -101,9 +101,9 @@ struct TrainConfig {
   // Weight of a loss on where the rows that predict a document id look, in every router layer that
   // selected the gold document: -log of the attention share of the gold document's chunks (mean
   // over heads inside the log). Not in
-  // the paper. Measured (session 12): the trained small model gives the memory a share of 1e-14 to
-  // 1e-22 there, a saturated softmax through which the LM loss passes no gradient, so naming could
-  // not be learned however the values carried the id. 0 = off.
+  // the paper. Measured (session 12): the shipped model gives the gold's chunks a share of 1e-7
+  // there (1e-14 after the 2-document probe run), a saturated softmax through which the LM loss
+  // passes no gradient, so naming could not be learned however the values carried the id. 0 = off.
   double id_attention_weight = 0;
   double tau = 0.1;
   int train_top_k = 4;                 // documents attended per router layer during training
