@@ -37,6 +37,7 @@ struct Tokenized {
   int64_t template_len = 0;
   std::vector<int> positives;
   std::vector<int64_t> doc_id_token;  // per memory document: its "[id]" when that is one token, else -1
+  std::vector<std::vector<int64_t>> doc_tag;  // per memory document: the tokens of its "[id]"
 };
 
 std::vector<int64_t> enc(const TextTokenizer& tok, const std::string& s) {
@@ -56,6 +57,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
       t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
       const auto tag = enc(tok, interleave::document_tag(s.ids[i]));
       t.doc_id_token.push_back(tag.size() == 1 ? tag[0] : -1);
+      t.doc_tag.push_back(tag);
     }
   std::vector<uint8_t> in_id, in_answer;
   std::vector<int64_t> context;
@@ -113,6 +115,9 @@ struct SampleLoss {
   torch::Tensor id_probe;  // mean CE of the last router layer's chunk values read out as their document's id
   torch::Tensor id_attention;  // -log of the memory's attention share at the id rows (TrainConfig::id_attention_weight)
   double id_probe_accuracy = 0;
+  // Greedy accuracy on the rows whose target is a token of a memory document's "[id]" (no delimiter);
+  // -1 when the sample has none or no id option is on.
+  double id_name_accuracy = -1;
   // Per router layer: softmax mass that the rows predicting a document id put on the gold document's
   // chunks (mean over heads and rows; 0 when the gold is not selected); empty when not measured.
   std::vector<double> id_memory_attention;
@@ -221,7 +226,9 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   std::vector<int64_t> id_rows;  // rows whose target is a document id token (measured with the id options)
   if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0)
     for (int64_t i = 0; i < La; ++i)
-      if (t.id_target[i] && std::find(t.doc_id_token.begin(), t.doc_id_token.end(), t.labels[i]) != t.doc_id_token.end())
+      if (t.id_target[i] && std::any_of(t.doc_tag.begin(), t.doc_tag.end(), [&](const std::vector<int64_t>& tag) {
+            return std::find(tag.begin(), tag.end(), t.labels[i]) != tag.end();
+          }))
         id_rows.push_back(i);
   std::vector<double> id_memory_attention;
   std::vector<torch::Tensor> id_attention_terms;
@@ -355,6 +362,11 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   r.id_memory_attention = std::move(id_memory_attention);
   r.id_attention = id_attention_terms.empty() ? torch::zeros({}) : torch::stack(id_attention_terms).mean();
   r.id_accuracy = masked_accuracy(logits, t.labels, t.id_target);
+  if (!id_rows.empty()) {
+    std::vector<uint8_t> naming(t.labels.size(), 0);
+    for (auto i : id_rows) naming[i] = 1;
+    r.id_name_accuracy = masked_accuracy(logits, t.labels, naming);
+  }
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
   r.router_recall = router_count ? recall_sum / router_count : 0;
@@ -444,7 +456,10 @@ std::vector<torch::Tensor*> parameters(Qwen3Model& m) {
 // Copies init_from's weights into a freshly initialised model (see TrainConfig::init_from). New
 // embedding rows (tokens the source did not have) get the source's "[" row added to their random
 // init: the new tokens are document ids "[i]", so they start as what the model knows of "[" and
-// share one direction a layer can attend to, plus a part of their own to copy.
+// share one direction a layer can attend to, plus a part of their own to copy. A smaller vocabulary
+// keeps the source's first rows. From bytes+ids:N to bytes+splitids, that keeps the bytes, the
+// specials and ids [0]..[99] as they were. The split tokens "[h" and "dd]" start from the rows of
+// ids 100..298: rows the model already reads and writes as document ids.
 void warm_start(Qwen3Model& model, const std::string& init_from, const TextTokenizer& tok) {
   Qwen3Model src = Qwen3Model::load(init_from);
   auto dst_params = parameters(model), src_params = parameters(src);
@@ -457,8 +472,12 @@ void warm_start(Qwen3Model& model, const std::string& init_from, const TextToken
     auto s = src_params[i]->to(d.dtype());
     const bool grown_rows = dst_params[i] == &model.embed_tokens && s.dim() == 2 && d.size(1) == s.size(1) &&
                             s.size(0) <= d.size(0);
+    const bool shrunk_rows = dst_params[i] == &model.embed_tokens && s.dim() == 2 && d.size(1) == s.size(1) &&
+                             s.size(0) > d.size(0);
     if (s.sizes() == d.sizes()) {
       d.copy_(s);
+    } else if (shrunk_rows) {
+      d.copy_(s.narrow(0, 0, d.size(0)));
     } else if (grown_rows) {
       d.narrow(0, 0, s.size(0)).copy_(s);
       if (auto bracket = tok.token_id("["); bracket && *bracket < s.size(0))
@@ -735,6 +754,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0, acc_id_lm = 0, acc_probe = 0, acc_probe_acc = 0, acc_id_attn_loss = 0;
   std::vector<double> acc_id_attn;  // per router layer, summed over samples that measured it
   int64_t acc_id_attn_n = 0;
+  double acc_id_name = 0;
+  int64_t acc_id_name_n = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -777,6 +798,10 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_probe += l.id_probe.item<double>();
       acc_probe_acc += l.id_probe_accuracy;
       acc_id_attn_loss += l.id_attention.item<double>();
+      if (l.id_name_accuracy >= 0) {
+        acc_id_name += l.id_name_accuracy;
+        ++acc_id_name_n;
+      }
       if (!l.id_memory_attention.empty()) {
         acc_id_attn.resize(l.id_memory_attention.size(), 0.0);
         for (size_t i = 0; i < acc_id_attn.size(); ++i) acc_id_attn[i] += l.id_memory_attention[i];
@@ -810,6 +835,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         rec["id_probe_acc"] = acc_probe_acc / acc_n;
       }
       if (cfg.id_attention_weight > 0) rec["id_attention_loss"] = acc_id_attn_loss / acc_n;
+      if (acc_id_name_n > 0) rec["id_name_acc"] = acc_id_name / static_cast<double>(acc_id_name_n);
       if (acc_id_attn_n > 0) {
         for (auto& a : acc_id_attn) a /= static_cast<double>(acc_id_attn_n);
         rec["id_memory_attention"] = acc_id_attn;
@@ -829,6 +855,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = acc_id_lm = acc_probe = acc_probe_acc = acc_id_attn_loss = 0;
       acc_id_attn.clear();
       acc_id_attn_n = 0;
+      acc_id_name = 0;
+      acc_id_name_n = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

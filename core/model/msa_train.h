@@ -22,7 +22,8 @@ struct TrainConfig {
   // Warm start (used only when out_dir has no checkpoint yet): a model or checkpoint directory whose
   // weights initialise this run. Every tensor must have this config's shape, except that the
   // embedding may have fewer rows (a tokenizer that adds tokens): the new rows are their random init
-  // plus the source's "[" row (new tokens are document ids "[i]").
+  // plus the source's "[" row (new tokens are document ids "[i]"). With more rows (bytes+ids:N to
+  // bytes+splitids) the first rows are kept.
   std::string init_from;
   // At initialisation (fresh or warm start), multiply every q_norm and k_norm weight by this. QK-norm
   // caps an attention logit at sqrt(head_dim) * |w_q| * |w_k| (5.7 for head_dim 32 at the usual init

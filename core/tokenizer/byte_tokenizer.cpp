@@ -12,6 +12,18 @@ ByteTokenizer::ByteTokenizer(int32_t id_tokens) : id_tokens_(id_tokens) {
                 std::to_string(kMaxIdTokens) + "]");
 }
 
+ByteTokenizer ByteTokenizer::split_ids() {
+  ByteTokenizer t(kSplitWholeIds);
+  t.split_ = true;
+  return t;
+}
+
+std::unique_ptr<ByteTokenizer> ByteTokenizer::from_spec(std::string_view spec) {
+  if (spec == "bytes+splitids") return std::make_unique<ByteTokenizer>(split_ids());
+  if (auto n = parse_spec(spec)) return std::make_unique<ByteTokenizer>(*n);
+  return nullptr;
+}
+
 std::optional<int32_t> ByteTokenizer::parse_spec(std::string_view spec) {
   if (spec == "bytes") return 0;
   constexpr std::string_view prefix = "bytes+ids:";
@@ -26,6 +38,7 @@ std::optional<int32_t> ByteTokenizer::parse_spec(std::string_view spec) {
 }
 
 std::string ByteTokenizer::name() const {
+  if (split_) return "bytes+splitids";
   return id_tokens_ ? "bytes+ids:" + std::to_string(id_tokens_) : "bytes";
 }
 
@@ -36,7 +49,7 @@ size_t ByteTokenizer::match_id(std::string_view text, size_t pos, int32_t& id) c
   const size_t digits = j - pos - 1;
   if (digits == 0 || j >= text.size() || text[j] != ']') return 0;
   if (digits > 1 && text[pos + 1] == '0') return 0;  // "[07]" is text, not id 7
-  if (v >= id_tokens_) return 0;
+  if (v >= (split_ ? kSplitMaxId : id_tokens_)) return 0;
   id = static_cast<int32_t>(v);
   return j + 1 - pos;
 }
@@ -65,7 +78,12 @@ void ByteTokenizer::encode_into(std::string_view text, bool allow_special, Sink&
     if (allow_special && id_tokens_ && text[i] == '[') {
       int32_t id = 0;
       if (const size_t n = match_id(text, i, id)) {
-        sink(kFirstIdToken + id);
+        if (id < id_tokens_) {
+          sink(kFirstIdToken + id);
+        } else {  // split layout: "[h" then "dd]"
+          sink(first_high() + id / 100 - 1);
+          sink(first_low() + id % 100);
+        }
         i += n;
         continue;
       }
@@ -98,7 +116,7 @@ std::string ByteTokenizer::decode(const std::vector<int32_t>& ids, bool skip_spe
     } else if (is_special(id)) {
       if (!skip_special) out += kSpecialTokens[static_cast<size_t>(id - 256)];
     } else if (id >= kFirstIdToken && id < vocab_size()) {
-      out += "[" + std::to_string(id - kFirstIdToken) + "]";
+      out += token_text(id);
     } else {
       out_of_range(id);
     }
@@ -111,14 +129,28 @@ std::optional<int32_t> ByteTokenizer::token_id(std::string_view token) const {
   for (size_t s = 0; s < kSpecialTokens.size(); ++s)
     if (token == kSpecialTokens[s]) return 256 + static_cast<int32_t>(s);
   int32_t id = 0;
-  if (id_tokens_ && !token.empty() && token[0] == '[' && match_id(token, 0, id) == token.size()) return kFirstIdToken + id;
+  if (id_tokens_ && !token.empty() && token[0] == '[' && match_id(token, 0, id) == token.size() && id < id_tokens_)
+    return kFirstIdToken + id;
+  if (split_) {
+    const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if ((token.size() == 2 || token.size() == 3) && token[0] == '[' && token[1] != '0' && digit(token[1]) &&
+        digit(token.back()))
+      return first_high() + std::stoi(std::string(token.substr(1))) - 1;
+    if (token.size() == 3 && digit(token[0]) && digit(token[1]) && token[2] == ']')
+      return first_low() + (token[0] - '0') * 10 + (token[1] - '0');
+  }
   return std::nullopt;
 }
 
 std::string ByteTokenizer::token_text(int32_t id) const {
   if (id >= 0 && id < 256) return std::string(1, static_cast<char>(id));
   if (is_special(id)) return kSpecialTokens[static_cast<size_t>(id - 256)];
-  if (id >= kFirstIdToken && id < vocab_size()) return "[" + std::to_string(id - kFirstIdToken) + "]";
+  if (id >= kFirstIdToken && id < first_high()) return "[" + std::to_string(id - kFirstIdToken) + "]";
+  if (split_ && id >= first_high() && id < first_low()) return "[" + std::to_string(id - first_high() + 1);
+  if (split_ && id >= first_low() && id < vocab_size()) {
+    const int32_t dd = id - first_low();
+    return std::string{static_cast<char>('0' + dd / 10), static_cast<char>('0' + dd % 10), ']'};
+  }
   out_of_range(id);
 }
 

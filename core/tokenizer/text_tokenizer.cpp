@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 namespace msabench {
 
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& spec) {
-  if (auto ids = ByteTokenizer::parse_spec(spec)) return std::make_unique<ByteTokenizer>(*ids);
+  if (auto bytes = ByteTokenizer::from_spec(spec)) return bytes;
   std::error_code ec;
   fs::path p(spec);
   if (fs::is_directory(p, ec)) {

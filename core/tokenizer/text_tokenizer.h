@@ -1,6 +1,7 @@
 // Text tokenizers that map text to model token ids and back.
 //  - "bytes": ByteTokenizer, ids 0..255 are raw bytes followed by a fixed list of special tokens
-//    (for the suite's own small models); "bytes+ids:N" adds one token per document id "[i]", i < N.
+//    (for the suite's own small models); "bytes+ids:N" adds one token per document id "[i]", i < N;
+//    "bytes+splitids" writes ids below 100 as one token and ids below 10000 as two.
 //  - a Hugging Face tokenizer.json (file, or a model directory containing one): byte-level BPE as
 //    used by Qwen2/Qwen2.5/Qwen3 and GPT-2 style models (see bpe_tokenizer.h for what is supported).
 // All methods are const and safe to call concurrently from several threads.
@@ -40,7 +41,7 @@ class TextTokenizer {
   virtual bool is_special(int32_t id) const = 0;
 };
 
-// spec: "bytes", "bytes+ids:N", a tokenizer.json path, or a directory containing tokenizer.json.
+// spec: "bytes", "bytes+ids:N", "bytes+splitids", a tokenizer.json path, or a directory containing tokenizer.json.
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& spec);
 
 // The tokenizer spec of a model directory: tokenizer_spec.json ({"tokenizer": SPEC}, the suite's

@@ -289,6 +289,9 @@ TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
       EXPECT_GT(a, 0);
       EXPECT_LT(a, 1);
     }
+    ASSERT_TRUE(rec.contains("id_name_acc"));
+    EXPECT_GE(rec["id_name_acc"].get<double>(), 0);
+    EXPECT_LE(rec["id_name_acc"].get<double>(), 1);
     ++lines;
   }
   EXPECT_EQ(lines, 2);
@@ -312,6 +315,41 @@ TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
   bad["id_lm_weight"] = -1;
   EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
   fs::remove_all(dir);
+}
+
+// bytes+splitids: a warm start from a larger bytes+ids vocabulary keeps the first rows, and the
+// two-token ids ("[h", "dd]") count as naming rows (id_name_acc, the attention share).
+TEST(MsaTrain, SplitIdsWarmStartKeepsTheFirstRowsAndNamesWithTwoTokens) {
+  auto a = tmp("splitsrc"), b = tmp("splitwarm");
+  TrainConfig src = tiny_train(a.string());
+  src.tokenizer = "bytes+ids:400";
+  src.model.vocab_size = 662;
+  src.steps = 1;
+  train_msa(src, true);
+  TrainConfig c = tiny_train(b.string());
+  c.tokenizer = "bytes+splitids";
+  c.model.vocab_size = 561;
+  c.init_from = (a / "checkpoint").string();
+  c.data.max_doc_id = 2200;
+  c.data.doc_id_range = "uniform";
+  c.steps = 1;
+  c.lr = 1e-9;
+  c.warmup_steps = 0;
+  c.id_attention_weight = 0.25;
+  c.train_top_k = 8;
+  train_msa(c, true);
+  const auto s = Qwen3Model::load((a / "checkpoint").string()), w = Qwen3Model::load((b / "checkpoint").string());
+  EXPECT_TRUE(torch::allclose(w.embed_tokens.to(torch::kFloat32), s.embed_tokens.narrow(0, 0, 561).to(torch::kFloat32),
+                              0, 1e-5));
+  std::ifstream log(b / "log.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(log, line));
+  const auto rec = nlohmann::json::parse(line);
+  ASSERT_TRUE(rec.contains("id_name_acc"));
+  ASSERT_TRUE(rec.contains("id_memory_attention"));
+  for (double x : rec["id_memory_attention"].get<std::vector<double>>()) EXPECT_GT(x, 0);
+  fs::remove_all(a);
+  fs::remove_all(b);
 }
 
 TEST(MsaTrain, PerDocumentAttentionMatchesThePaddedBatch) {

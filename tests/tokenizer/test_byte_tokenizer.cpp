@@ -98,3 +98,42 @@ TEST(ByteTokenizer, DocumentIdTokens) {
   EXPECT_THROW(ByteTokenizer::parse_spec("bytes+ids:0"), Error);
   EXPECT_THROW(ByteTokenizer::parse_spec("bytes+ids:12x"), Error);
 }
+
+TEST(ByteTokenizer, SplitDocumentIds) {
+  auto t = load_tokenizer("bytes+splitids");
+  EXPECT_EQ(t->name(), "bytes+splitids");
+  EXPECT_EQ(t->vocab_size(), 561);
+  // below 100: one token, as bytes+ids:100; 100..9999: "[h" then "dd]"
+  EXPECT_EQ(t->encode("[0][99]"), (std::vector<int32_t>{262, 361}));
+  EXPECT_EQ(t->encode("[100]"), (std::vector<int32_t>{362, 461}));
+  EXPECT_EQ(t->encode("[1234]"), (std::vector<int32_t>{362 + 11, 461 + 34}));
+  EXPECT_EQ(t->encode("[9999]"), (std::vector<int32_t>{460, 560}));
+  EXPECT_EQ(t->encode("[10000]"), (std::vector<int32_t>{'[', '1', '0', '0', '0', '0', ']'}));
+  EXPECT_EQ(t->encode("[0123]"), (std::vector<int32_t>{'[', '0', '1', '2', '3', ']'}));
+  EXPECT_EQ(t->encode("[123]", false), (std::vector<int32_t>{'[', '1', '2', '3', ']'}));
+  EXPECT_EQ(t->token_text(373), "[12");
+  EXPECT_EQ(t->token_text(495), "34]");
+  EXPECT_EQ(t->token_text(461), "00]");
+  EXPECT_EQ(t->token_id("[12"), 373);
+  EXPECT_EQ(t->token_id("[1"), 362);
+  EXPECT_EQ(t->token_id("05]"), 466);
+  EXPECT_EQ(t->token_id("[7]"), 269);
+  EXPECT_EQ(t->token_id("[0"), std::nullopt);
+  EXPECT_EQ(t->token_id("[123]"), std::nullopt);  // two tokens, not one
+  EXPECT_EQ(t->decode({373, 495}), "[1234]");
+  EXPECT_EQ(t->decode({362, 466}), "[105]");
+  EXPECT_THROW(t->decode({561}), Error);
+  const std::string doc = "<|im_start|>[2057]. text [3], [100] and [123456789][2057]<|im_end|>";
+  EXPECT_EQ(t->decode(t->encode(doc)), doc);
+  EXPECT_EQ(t->count(doc), static_cast<int64_t>(t->encode(doc).size()));
+  // round trip of random text full of bracketed digits
+  std::mt19937 rng(11);
+  static constexpr char kChars[] = "[]0123456789x<|>";
+  for (int n = 0; n < 300; ++n) {
+    std::string s(rng() % 60, '\0');
+    for (auto& c : s) c = kChars[rng() % (sizeof(kChars) - 1)];
+    EXPECT_EQ(t->decode(t->encode(s, true)), s);
+    EXPECT_EQ(t->count(s), static_cast<int64_t>(t->encode(s).size()));
+  }
+}
+
