@@ -248,7 +248,11 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
           // What a query attending to chunk c alone (every head) would add to the residual, read
           // out by the LM head; the target is c's document id (TrainConfig::id_probe_weight).
           std::vector<int64_t> probe_labels(C);
-          for (int64_t k = 0; k < C; ++k) probe_labels[k] = t.doc_id_token[chunk_doc[k]] >= 0 ? t.doc_id_token[chunk_doc[k]] : -100;
+          // A one-token id, or the last token ("dd]") of a bytes+splitids pair; ids spelt in bytes: none.
+          for (int64_t k = 0; k < C; ++k) {
+            const auto& tag = t.doc_tag[chunk_doc[k]];
+            probe_labels[k] = tag.size() == 1 || tag.size() == 2 ? tag.back() : -100;
+          }
           auto vin = Vc.repeat_interleave(H / Hk, 0).permute({1, 0, 2}).reshape({C, H * D}).to(m.dtype());
           auto plogits = m.hidden_to_logits(torch::linear(vin, L.o_proj));
           id_probe = torch::nn::functional::cross_entropy(
@@ -307,11 +311,21 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
         allowed.narrow(0, T, La - T).narrow(1, T, n).fill_(true);
         auto bias = torch::zeros({1, 1, La, La + n}).masked_fill(allowed.logical_not().view({1, 1, La, La + n}), kLowest);
         out = m.attend(qa.q, K, V, bias);
-        // Columns of the gold document's chunks: naming must read the document it names.
+        // Columns of the gold document's chunks: naming must read the document it names. With
+        // id_attention_target "tag_chunks", only the chunks that hold its "[id]" tokens (after
+        // <|im_start|> and before <|im_end|>).
         std::vector<int64_t> gold_cols;
-        for (int64_t j = 0; j < n; ++j)
-          if (std::find(t.positives.begin(), t.positives.end(), static_cast<int>(chunk_doc[cidx[j]])) != t.positives.end())
-            gold_cols.push_back(T + j);
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t d = chunk_doc[cidx[j]];
+          if (std::find(t.positives.begin(), t.positives.end(), static_cast<int>(d)) == t.positives.end()) continue;
+          if (cfg.id_attention_target == "tag_chunks") {
+            const int64_t within = cidx[j] - first_chunk[d], tag = static_cast<int64_t>(t.doc_tag[d].size());
+            const bool opening = within >= 1 / P && within <= tag / P;
+            const bool closing = within >= (lengths[d] - 1 - tag) / P && within <= (lengths[d] - 2) / P;
+            if (!opening && !closing) continue;
+          }
+          gold_cols.push_back(T + j);
+        }
         if (!id_rows.empty() && gold_cols.empty()) id_memory_attention.push_back(0.0);  // gold not selected
         if (!id_rows.empty() && !gold_cols.empty()) {
           // The same scores as attend()'s, for the id rows only; log shares via logsumexp, since the
@@ -577,6 +591,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.id_embedding_spread = j.value("id_embedding_spread", c.id_embedding_spread);
     c.id_probe_weight = j.value("id_probe_weight", c.id_probe_weight);
     c.id_attention_weight = j.value("id_attention_weight", c.id_attention_weight);
+    c.id_attention_target = j.value("id_attention_target", c.id_attention_target);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
       int64_t prev = 0;
@@ -629,6 +644,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   if (c.context_lm_weight < 0) throw Error(src + ": context_lm_weight must be >= 0");
   if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0 || c.id_attention_weight < 0)
     throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight and id_attention_weight must be >= 0");
+  if (c.id_attention_target != "document" && c.id_attention_target != "tag_chunks")
+    throw Error(src + ": id_attention_target must be \"document\" or \"tag_chunks\", not \"" + c.id_attention_target + "\"");
   if (c.steps < 1 || c.batch < 1 || c.save_every < 1 || c.log_every < 1 || c.train_top_k < 1 || c.threads < 1)
     throw Error(src + ": steps, batch, save_every, log_every, train_top_k and threads must be >= 1");
   if (c.document_attention != "per_document" && c.document_attention != "padded")
@@ -655,6 +672,7 @@ json TrainConfig::to_json() const {
           {"id_lm_weight", id_lm_weight}, {"id_embedding_spread", id_embedding_spread},
           {"id_probe_weight", id_probe_weight},
           {"id_attention_weight", id_attention_weight},
+          {"id_attention_target", id_attention_target},
           {"data", data_json(data)},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},

@@ -95,8 +95,8 @@ struct TrainConfig {
   // Weight of an auxiliary loss on the last router layer's pooled chunk values: each chunk's value,
   // through o_proj and the LM head as if a query attended to it alone, must name the chunk's
   // document. Not in the paper; it trains the half of naming that carries the id into memory (the
-  // other half, attending to the right chunk, is left to the LM loss). Needs one-token ids
-  // (bytes+ids:N). 0 = off. With any id option on, the log also records `id_memory_attention`: per
+  // other half, attending to the right chunk, is left to the LM loss). Needs id tokens
+  // (bytes+ids:N: the id; bytes+splitids: the id, or its second token "dd]"). 0 = off. With any id option on, the log also records `id_memory_attention`: per
   // router layer, the attention share that the rows predicting a document id give the gold's chunks.
   double id_probe_weight = 0;
   // Weight of a loss on where the rows that predict a document id look, in every router layer that
@@ -106,6 +106,11 @@ struct TrainConfig {
   // there (1e-14 after the 2-document probe run), a saturated softmax through which the LM loss
   // passes no gradient, so naming could not be learned however the values carried the id. 0 = off.
   double id_attention_weight = 0;
+  // What id_attention_weight (and the logged id_memory_attention) count as the gold's share:
+  // "document" (all its chunks) or "tag_chunks" (the chunks holding its opening and closing "[id]"
+  // tokens). The second is for ids of two tokens (bytes+splitids), whose second token the layers
+  // below do not spread over the document (session 13), so it is read where it is written.
+  std::string id_attention_target = "document";
   double tau = 0.1;
   int train_top_k = 4;                 // documents attended per router layer during training
   int64_t save_every = 50, log_every = 10;

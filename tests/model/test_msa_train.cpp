@@ -336,7 +336,12 @@ TEST(MsaTrain, SplitIdsWarmStartKeepsTheFirstRowsAndNamesWithTwoTokens) {
   c.lr = 1e-9;
   c.warmup_steps = 0;
   c.id_attention_weight = 0.25;
+  c.id_attention_target = "tag_chunks";
   c.train_top_k = 8;
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "split.json").id_attention_target, "tag_chunks");
+  auto bad = c.to_json();
+  bad["id_attention_target"] = "chunks";
+  EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
   train_msa(c, true);
   const auto s = Qwen3Model::load((a / "checkpoint").string()), w = Qwen3Model::load((b / "checkpoint").string());
   EXPECT_TRUE(torch::allclose(w.embed_tokens.to(torch::kFloat32), s.embed_tokens.narrow(0, 0, 561).to(torch::kFloat32),
