@@ -83,6 +83,22 @@ class MsaBackend : public Backend {
     set_compute_threads(static_cast<int>(threads_));
     model_ = std::make_unique<MsaModel>(MsaModel::load(model_dir_));
     auto& o = model_->options();
+    // Suite-trained models say how they were trained to route (msabench_inference.json).
+    std::string routing_default = "engine";
+    int64_t trained_query_position = -1;  // the first question position the model was trained with, if recorded
+    const fs::path hints = fs::path(model_dir_) / "msabench_inference.json";
+    if (fs::exists(hints)) {
+      json h;
+      try {
+        h = json::parse(read_file(hints.string()));
+      } catch (const json::exception& e) {
+        throw Error(hints.string() + ": invalid JSON (" + e.what() + ")");
+      }
+      routing_default = h.value("routing", routing_default);
+      trained_query_position = h.value("query_position", trained_query_position);
+      // the top-k it was trained to read (the engine's own default is 16 whatever the config says)
+      o.doc_top_k = h.value("topk", o.doc_top_k);
+    }
     o.doc_top_k = static_cast<int>(spec.get_int("topk", o.doc_top_k));
     o.fetch_threads = static_cast<int>(spec.get_int("fetch_threads", o.fetch_threads));
     o.prefetch_next_layer = spec.get_int("prefetch", 1) != 0;
@@ -90,15 +106,6 @@ class MsaBackend : public Backend {
     if (cold_content_ && (bank_dir_.empty() || content_tier_ != "mmap" || shard_opt_.world > 1))
       throw Error("msa: cold_content=1 measures fetches from disk; it needs bank_dir and content=mmap, without shards");
     if (o.fetch_threads < 0 || o.fetch_threads > 64) throw Error("msa: fetch_threads must be 0..64");
-    // Suite-trained models say how they were trained to route (msabench_inference.json).
-    std::string routing_default = "engine";
-    int64_t trained_query_position = -1;  // the first question position the model was trained with, if recorded
-    const fs::path hints = fs::path(model_dir_) / "msabench_inference.json";
-    if (fs::exists(hints)) {
-      const json h = json::parse(read_file(hints.string()));
-      routing_default = h.value("routing", routing_default);
-      trained_query_position = h.value("query_position", trained_query_position);
-    }
     const std::string routing = spec.get_string("routing", routing_default);
     if (routing == "cosine") o.similarity = RoutingSimilarity::Cosine;
     else if (routing != "engine") throw Error("msa: routing must be engine (config default) or cosine");
@@ -445,10 +452,11 @@ class MsaBackend : public Backend {
 
 void register_msa_backend(BackendRegistry& registry) {
   registry.add({"msa", "MSA model with Memory Interleave over a memory bank of the corpus",
-                "model=DIR (default: the shipped backends/msa/msa-small/model), topk=16, interleave=1, inject=1, "
+                "model=DIR (default: the shipped backends/msa/msa-small/model), topk=K (default: the model's "
+                "msa_config.top_k_docs: 1 for the shipped model, 16 for MSA-4B), interleave=1, inject=1, "
                 "max_rounds=6, max_tokens=256 (per call), routing=engine|cosine, positions=code|paper, "
                 "query_position=N (first question position; default from positions, or the trained one that a "
-                "suite-trained model records in msabench_inference.json), threads=2, "
+                "suite-trained model records in msabench_inference.json, as it records its topk), threads=2, "
                 "key_dtype=fp32|bf16|int8 (routing keys in the blocked scan layout; int8 with per-chunk scales), "
                 "ram_budget=SIZE (e.g. 8G; refused before encoding when the routing keys cannot fit; content K/V "
                 "memory-mapped from bank_dir when they do not), gpu_budget=SIZE (GPU builds only), content=auto|ram|mmap, "

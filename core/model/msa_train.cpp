@@ -958,8 +958,11 @@ void export_trained_model(const std::string& out_dir, const std::string& model_d
   // would be the scaled dot product, so the model records how it must be served.
   // It also records the question position it was trained at (sample_loss: MsaOptions' 3 + 16), which
   // the backend keeps for any top-k.
-  write_json_atomic((fs::path(model_dir) / "msabench_inference.json").string(),
-                    {{"routing", "cosine"}, {"query_position", MsaOptions::from_config(m.config()).query_position_start}});
+  // And the number of documents it was trained to attend to (train_top_k), its default topk.
+  json hints = {{"routing", "cosine"}, {"query_position", MsaOptions::from_config(m.config()).query_position_start}};
+  if (state.contains("train_config") && state["train_config"].contains("train_top_k"))
+    hints["topk"] = state["train_config"]["train_top_k"];
+  write_json_atomic((fs::path(model_dir) / "msabench_inference.json").string(), hints);
 }
 
 }  // namespace msabench

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "backends/builtin.h"
@@ -97,6 +98,13 @@ TEST(MsaBackend, QueryPositionComesFromTheSpecOrTheTrainedModel) {
   const std::string t = "msa:model=" + trained.string() + ",max_tokens=8,max_rounds=1,topk=4";
   EXPECT_NE(reg.create(t)->spec().find("query_position=19"), std::string::npos);
   EXPECT_EQ(reg.create(t + ",positions=code")->spec().find("query_position"), std::string::npos);  // asked for 3 + k
+  // the recorded top-k is the default; topk= in the spec wins
+  write_json_atomic((trained / "msabench_inference.json").string(), {{"query_position", 19}, {"topk", 2}});
+  const std::string no_k = "msa:model=" + trained.string() + ",max_tokens=8,max_rounds=1";
+  EXPECT_NE(reg.create(no_k)->spec().find("topk=2"), std::string::npos);
+  EXPECT_NE(reg.create(no_k + ",topk=3")->spec().find("topk=3"), std::string::npos);
+  std::ofstream(trained / "msabench_inference.json") << "{ not json";
+  EXPECT_THROW(reg.create(no_k), Error);
   fs::remove_all(trained);
 }
 

@@ -92,6 +92,11 @@ TEST(MsaTrain, ResumeIsBitwiseEqualToAnUninterruptedRun) {
   auto shipped = Qwen3Model::load((a / "model").string());
   EXPECT_EQ(shipped.config().torch_dtype, "bfloat16");
   EXPECT_TRUE(fs::exists(a / "model" / "tokenizer_spec.json"));
+  // how it must be served: cosine routing, the trained question position and top-k
+  const auto hints = nlohmann::json::parse(std::ifstream(a / "model" / "msabench_inference.json"));
+  EXPECT_EQ(hints.value("routing", ""), "cosine");
+  EXPECT_EQ(hints.value("topk", 0), full.train_top_k);
+  EXPECT_EQ(hints.value("query_position", -1), 19);
   fs::remove_all(a);
   fs::remove_all(b);
 }
