@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
@@ -36,7 +37,6 @@ struct Tokenized {
   std::vector<uint8_t> answer_target;  // per active token: its target is a token of the answer value
   int64_t template_len = 0;
   std::vector<int> positives;
-  std::vector<int64_t> doc_id_token;  // per memory document: its "[id]" when that is one token, else -1
   std::vector<std::vector<int64_t>> doc_tag;  // per memory document: the tokens of its "[id]"
 };
 
@@ -56,7 +56,6 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
     for (size_t i = 0; i < s.documents.size(); ++i) {
       t.docs.push_back(enc(tok, interleave::memory_document(s.ids[i], s.documents[i])));
       const auto tag = enc(tok, interleave::document_tag(s.ids[i]));
-      t.doc_id_token.push_back(tag.size() == 1 ? tag[0] : -1);
       t.doc_tag.push_back(tag);
     }
   std::vector<uint8_t> in_id, in_answer;
@@ -224,12 +223,12 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   double recall_sum = 0;
   int router_count = 0;
   std::vector<int64_t> id_rows;  // rows whose target is a document id token (measured with the id options)
-  if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0)
+  if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0) {
+    std::set<int64_t> tag_tokens;
+    for (const auto& tag : t.doc_tag) tag_tokens.insert(tag.begin(), tag.end());
     for (int64_t i = 0; i < La; ++i)
-      if (t.id_target[i] && std::any_of(t.doc_tag.begin(), t.doc_tag.end(), [&](const std::vector<int64_t>& tag) {
-            return std::find(tag.begin(), tag.end(), t.labels[i]) != tag.end();
-          }))
-        id_rows.push_back(i);
+      if (t.id_target[i] && tag_tokens.count(t.labels[i])) id_rows.push_back(i);
+  }
   std::vector<double> id_memory_attention;
   std::vector<torch::Tensor> id_attention_terms;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -320,7 +319,7 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
           if (std::find(t.positives.begin(), t.positives.end(), static_cast<int>(d)) == t.positives.end()) continue;
           if (cfg.id_attention_target == "tag_chunks") {
             const int64_t within = cidx[j] - first_chunk[d], tag = static_cast<int64_t>(t.doc_tag[d].size());
-            const bool opening = within >= 1 / P && within <= tag / P;
+            const bool opening = within <= tag / P;  // tokens 1..tag
             const bool closing = within >= (lengths[d] - 1 - tag) / P && within <= (lengths[d] - 2) / P;
             if (!opening && !closing) continue;
           }
@@ -484,10 +483,8 @@ void warm_start(Qwen3Model& model, const std::string& init_from, const TextToken
   for (size_t i = 0; i < dst_params.size(); ++i) {
     auto& d = *dst_params[i];
     auto s = src_params[i]->to(d.dtype());
-    const bool grown_rows = dst_params[i] == &model.embed_tokens && s.dim() == 2 && d.size(1) == s.size(1) &&
-                            s.size(0) <= d.size(0);
-    const bool shrunk_rows = dst_params[i] == &model.embed_tokens && s.dim() == 2 && d.size(1) == s.size(1) &&
-                             s.size(0) > d.size(0);
+    const bool embedding_rows = dst_params[i] == &model.embed_tokens && s.dim() == 2 && d.size(1) == s.size(1);
+    const bool grown_rows = embedding_rows && s.size(0) <= d.size(0), shrunk_rows = embedding_rows && s.size(0) > d.size(0);
     if (s.sizes() == d.sizes()) {
       d.copy_(s);
     } else if (shrunk_rows) {
