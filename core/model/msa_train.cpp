@@ -625,6 +625,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.clip_norm = j.value("clip_norm", c.clip_norm);
     c.warmup_steps = j.value("warmup_steps", c.warmup_steps);
     c.phase1_steps = j.value("phase1_steps", c.phase1_steps);
+    c.phase2_aux_weight = j.value("phase2_aux_weight", c.phase2_aux_weight);
     c.aux_loss = j.value("aux_loss", c.aux_loss);
     c.tau = j.value("tau", c.tau);
     c.train_top_k = j.value("train_top_k", c.train_top_k);
@@ -639,6 +640,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     throw Error(src + ": " + e.what());
   }
   if (c.context_lm_weight < 0) throw Error(src + ": context_lm_weight must be >= 0");
+  if (c.phase2_aux_weight < 0) throw Error(src + ": phase2_aux_weight must be >= 0");
   if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0 || c.id_attention_weight < 0)
     throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight and id_attention_weight must be >= 0");
   if (c.id_attention_target != "document" && c.id_attention_target != "tag_chunks")
@@ -673,7 +675,7 @@ json TrainConfig::to_json() const {
           {"data", data_json(data)},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
-          {"warmup_steps", warmup_steps}, {"phase1_steps", phase1_steps}, {"aux_loss", aux_loss},
+          {"warmup_steps", warmup_steps}, {"phase1_steps", phase1_steps}, {"phase2_aux_weight", phase2_aux_weight}, {"aux_loss", aux_loss},
           {"tau", tau},           {"train_top_k", train_top_k}, {"save_every", save_every},
           {"log_every", log_every}, {"seed", seed},           {"threads", threads},
           {"max_seconds", max_seconds}, {"curriculum", [this] {
@@ -775,7 +777,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
     const bool phase1 = step < cfg.phase1_steps;
-    const double w_lm = phase1 ? 0.1 : 1.0, w_aux = phase1 ? 1.0 : 0.1;
+    const double w_lm = phase1 ? 0.1 : 1.0, w_aux = phase1 ? 1.0 : cfg.phase2_aux_weight;
     const double lr = cfg.lr_at(step);
     for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     adam.zero_grad();

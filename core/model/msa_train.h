@@ -76,7 +76,10 @@ struct TrainConfig {
   int batch = 1;                       // samples per optimizer step (gradient accumulation)
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.01, clip_norm = 1.0;
   int64_t warmup_steps = 50;
-  int64_t phase1_steps = 100;          // 0.1*LM + 1.0*aux; afterwards 1.0*LM + 0.1*aux
+  int64_t phase1_steps = 100;          // 0.1*LM + 1.0*aux; afterwards 1.0*LM + phase2_aux_weight*aux
+  // The paper's phase 2 keeps 0.1. A later stage that must restore routing without letting the LM
+  // terms drift (short many-document refresh after naming runs) raises it to 1.0.
+  double phase2_aux_weight = 0.1;
   bool aux_loss = true;                // ablation switch
   // Weight of an auxiliary LM loss on the system-written tokens after the template (routing query,
   // injected document text, restated question). Those repeat earlier text (the question, the

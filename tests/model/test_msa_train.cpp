@@ -322,6 +322,31 @@ TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
   fs::remove_all(dir);
 }
 
+// After phase 1 the routing loss weighs phase2_aux_weight (the paper's 0.1 by default): the logged
+// loss is LM + w * aux for the weight given, it survives the JSON round trip, and < 0 is refused.
+TEST(MsaTrain, Phase2AuxWeightScalesTheRoutingLoss) {
+  for (const double w : {0.1, 1.0}) {
+    auto dir = tmp("aux-weight");
+    TrainConfig c = tiny_train(dir.string());
+    c.steps = 1;
+    c.phase1_steps = 0;
+    c.phase2_aux_weight = w;
+    EXPECT_EQ(TrainConfig::from_json(c.to_json(), "w.json").phase2_aux_weight, w);
+    train_msa(c, true);
+    std::ifstream log(dir / "log.jsonl");
+    std::string line;
+    ASSERT_TRUE(std::getline(log, line));
+    const auto rec = nlohmann::json::parse(line);
+    const double lm = rec["lm_loss"].get<double>(), aux = rec["aux_loss"].get<double>();
+    EXPECT_GT(aux, 0);
+    EXPECT_NEAR(rec["loss"].get<double>(), lm + w * aux, 1e-4 * (lm + aux));
+    fs::remove_all(dir);
+  }
+  auto bad = tiny_train("unused").to_json();
+  bad["phase2_aux_weight"] = -0.5;
+  EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
+}
+
 // bytes+splitids: a warm start from a larger bytes+ids vocabulary keeps the first rows, and the
 // two-token ids ("[h", "dd]") count as naming rows (id_name_acc, the attention share).
 TEST(MsaTrain, SplitIdsWarmStartKeepsTheFirstRowsAndNamesWithTwoTokens) {
