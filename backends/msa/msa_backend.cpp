@@ -88,16 +88,15 @@ class MsaBackend : public Backend {
     int64_t trained_query_position = -1;  // the first question position the model was trained with, if recorded
     const fs::path hints = fs::path(model_dir_) / "msabench_inference.json";
     if (fs::exists(hints)) {
-      json h;
-      try {
-        h = json::parse(read_file(hints.string()));
+      try {  // a parse error or a field of the wrong type both name the file
+        const json h = json::parse(read_file(hints.string()));
+        routing_default = h.value("routing", routing_default);
+        trained_query_position = h.value("query_position", trained_query_position);
+        // the top-k it was trained to read (the engine's own default is 16 whatever the config says)
+        o.doc_top_k = h.value("topk", o.doc_top_k);
       } catch (const json::exception& e) {
-        throw Error(hints.string() + ": invalid JSON (" + e.what() + ")");
+        throw Error(hints.string() + ": invalid (" + e.what() + ")");
       }
-      routing_default = h.value("routing", routing_default);
-      trained_query_position = h.value("query_position", trained_query_position);
-      // the top-k it was trained to read (the engine's own default is 16 whatever the config says)
-      o.doc_top_k = h.value("topk", o.doc_top_k);
     }
     o.doc_top_k = static_cast<int>(spec.get_int("topk", o.doc_top_k));
     o.fetch_threads = static_cast<int>(spec.get_int("fetch_threads", o.fetch_threads));
@@ -452,8 +451,8 @@ class MsaBackend : public Backend {
 
 void register_msa_backend(BackendRegistry& registry) {
   registry.add({"msa", "MSA model with Memory Interleave over a memory bank of the corpus",
-                "model=DIR (default: the shipped backends/msa/msa-small/model), topk=K (default: the model's "
-                "msa_config.top_k_docs: 1 for the shipped model, 16 for MSA-4B), interleave=1, inject=1, "
+                "model=DIR (default: the shipped backends/msa/msa-small/model), topk=K (default: the topk a "
+                "suite-trained model records in msabench_inference.json, 1 for the shipped model; else 16), interleave=1, inject=1, "
                 "max_rounds=6, max_tokens=256 (per call), routing=engine|cosine, positions=code|paper, "
                 "query_position=N (first question position; default from positions, or the trained one that a "
                 "suite-trained model records in msabench_inference.json, as it records its topk), threads=2, "

@@ -105,6 +105,13 @@ TEST(MsaBackend, QueryPositionComesFromTheSpecOrTheTrainedModel) {
   EXPECT_NE(reg.create(no_k + ",topk=3")->spec().find("topk=3"), std::string::npos);
   std::ofstream(trained / "msabench_inference.json") << "{ not json";
   EXPECT_THROW(reg.create(no_k), Error);
+  std::ofstream(trained / "msabench_inference.json", std::ios::trunc) << R"({"topk": "one"})";
+  try {
+    reg.create(no_k);
+    ADD_FAILURE() << "a string topk was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("msabench_inference.json"), std::string::npos) << e.what();
+  }
   fs::remove_all(trained);
 }
 
