@@ -152,7 +152,8 @@ SuiteDefaults suite_defaults(const std::string& suite) {
     // The shipped MSA model reads bytes (its id tokens occur only in document tags), so sizes are
     // counted in bytes for every backend; MSA runs the sizes a 2-core CPU encodes within the
     // suite's budget. naming=router beside the paper's protocol shows routing and reading apart
-    // from naming (the shipped model names ids below 2,064, about 1M bytes of memory; backends/msa/msa-small/README.md).
+    // from naming (the shipped model names ids below 2,064, about 1M bytes of memory;
+    // backends/msa/msa-small/README.md).
     if (fs::exists(fs::path(default_msa_model_dir()) / "config.json")) {
       for (const std::string msa : {"msa:max_rounds=3,max_tokens=64", "msa:max_rounds=3,max_tokens=64,naming=router"}) {
         d.backends.push_back(msa);
