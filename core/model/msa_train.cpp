@@ -589,6 +589,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.id_probe_weight = j.value("id_probe_weight", c.id_probe_weight);
     c.id_attention_weight = j.value("id_attention_weight", c.id_attention_weight);
     c.id_attention_target = j.value("id_attention_target", c.id_attention_target);
+    c.trainable = j.value("trainable", c.trainable);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
       int64_t prev = 0;
@@ -645,6 +646,14 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight and id_attention_weight must be >= 0");
   if (c.id_attention_target != "document" && c.id_attention_target != "tag_chunks")
     throw Error(src + ": id_attention_target must be \"document\" or \"tag_chunks\", not \"" + c.id_attention_target + "\"");
+  if (c.trainable != "all" && c.trainable != "router")
+    throw Error(src + ": trainable must be \"all\" or \"router\", not \"" + c.trainable + "\"");
+  if (c.trainable == "router" && (!c.model.msa || !c.model.msa->decouple_router || !c.aux_loss))
+    throw Error(src + ": trainable \"router\" needs model.msa_config.decouple_router (the router projections) "
+                "and aux_loss (the only loss that reaches them)");
+  for (const auto& st : c.curriculum)
+    if (c.trainable == "router" && st.objective == "lm")
+      throw Error(src + ": trainable \"router\" cannot run an \"lm\" curriculum stage (no loss there reaches the router)");
   if (c.steps < 1 || c.batch < 1 || c.save_every < 1 || c.log_every < 1 || c.train_top_k < 1 || c.threads < 1)
     throw Error(src + ": steps, batch, save_every, log_every, train_top_k and threads must be >= 1");
   if (c.document_attention != "per_document" && c.document_attention != "padded")
@@ -672,6 +681,7 @@ json TrainConfig::to_json() const {
           {"id_probe_weight", id_probe_weight},
           {"id_attention_weight", id_attention_weight},
           {"id_attention_target", id_attention_target},
+          {"trainable", trainable},
           {"data", data_json(data)},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
@@ -723,8 +733,11 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   MsaOptions opt = MsaOptions::from_config(model.config());
   std::vector<torch::Tensor> params;
   for (auto* p : parameters(model)) {
-    p->set_requires_grad(true);
-    params.push_back(*p);
+    bool train = cfg.trainable == "all";
+    for (const auto& L : model.layers)
+      if (p == &L.router_q_proj || p == &L.router_k_proj) train = true;
+    p->set_requires_grad(train);
+    if (train) params.push_back(*p);
   }
   torch::optim::AdamW adam(params, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
   if (fs::exists(ck / "optimizer.pt")) torch::load(adam, (ck / "optimizer.pt").string());

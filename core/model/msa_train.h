@@ -114,6 +114,11 @@ struct TrainConfig {
   // tokens). The second is for ids of two tokens (bytes+splitids), whose second token the layers
   // below do not spread over the document (session 13), so it is read where it is written.
   std::string id_attention_target = "document";
+  // Which weights the optimizer updates: "all", or "router" (the decoupled router projections
+  // router_q_proj/router_k_proj only). With hard top-k on detached scores only L_aux reaches those,
+  // so a "router" stage retrains routing (e.g. key-specific, against distractor needles) while
+  // naming and reading stay bit-identical. Needs msa_config.decouple_router.
+  std::string trainable = "all";
   double tau = 0.1;
   int train_top_k = 4;                 // documents attended per router layer during training
   int64_t save_every = 50, log_every = 10;

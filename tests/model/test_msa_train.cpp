@@ -347,6 +347,44 @@ TEST(MsaTrain, Phase2AuxWeightScalesTheRoutingLoss) {
   EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
 }
 
+// trainable "router": only the decoupled router projections move; every other weight (naming,
+// reading) stays bitwise as initialised.
+TEST(MsaTrain, RouterOnlyStageUpdatesTheRouterProjectionsOnly) {
+  auto dir = tmp("router-only");
+  TrainConfig c = tiny_train(dir.string());
+  c.steps = 2;
+  c.trainable = "router";
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "r.json").trainable, "router");
+  train_msa(c, true);
+  torch::manual_seed(c.seed);
+  Qwen3Model init = Qwen3Model::random_init(c.model, c.seed);
+  Qwen3Model trained = Qwen3Model::load((dir / "checkpoint").string());
+  EXPECT_TRUE(torch::equal(init.embed_tokens, trained.embed_tokens));
+  for (size_t l = 0; l < init.layers.size(); ++l) {
+    const auto &a = init.layers[l], &b = trained.layers[l];
+    for (auto [x, y] : {std::pair{&a.q_proj, &b.q_proj}, {&a.k_proj, &b.k_proj}, {&a.v_proj, &b.v_proj},
+                        {&a.o_proj, &b.o_proj}, {&a.down_proj, &b.down_proj}, {&a.input_norm, &b.input_norm}})
+      EXPECT_TRUE(torch::equal(*x, *y)) << "layer " << l;
+    if (a.router_q_proj.defined()) {
+      EXPECT_FALSE(torch::equal(a.router_q_proj, b.router_q_proj)) << "layer " << l;
+      EXPECT_FALSE(torch::equal(a.router_k_proj, b.router_k_proj)) << "layer " << l;
+    }
+  }
+  fs::remove_all(dir);
+  for (auto edit : {+[](nlohmann::json& j) { j["trainable"] = "mlp"; },
+                    +[](nlohmann::json& j) { j["trainable"] = "router"; j["aux_loss"] = false; },
+                    +[](nlohmann::json& j) { j["trainable"] = "router"; j["model"]["msa_config"]["decouple_router"] = false; }}) {
+    auto bad = tiny_train("unused").to_json();
+    edit(bad);
+    try {
+      TrainConfig::from_json(bad, "bad.json");
+      ADD_FAILURE() << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // bytes+splitids: a warm start from a larger bytes+ids vocabulary keeps the first rows, and the
 // two-token ids ("[h", "dd]") count as naming rows (id_name_acc, the attention share).
 TEST(MsaTrain, SplitIdsWarmStartKeepsTheFirstRowsAndNamesWithTwoTokens) {
