@@ -185,8 +185,24 @@ int cmd_run(RunArgs a) {
   register_builtin_backends();
   if (a.list) {
     std::cout << "backends:\n";
-    for (const auto& b : BackendRegistry::instance().list())
-      std::cout << "  " << b.name << "  " << b.summary << "\n      options: " << b.options << "\n";
+    for (const auto& b : BackendRegistry::instance().list()) {
+      std::cout << "  " << b.name << "  " << b.summary << "\n      options:\n";
+      // One option per line: split at ", " outside parentheses (values such as IVF256,Flat keep theirs).
+      int depth = 0;
+      std::string line;
+      for (size_t i = 0; i < b.options.size(); ++i) {
+        const char ch = b.options[i];
+        depth += ch == '(' ? 1 : ch == ')' ? -1 : 0;
+        if (depth == 0 && ch == ',' && i + 1 < b.options.size() && b.options[i + 1] == ' ') {
+          std::cout << "        " << line << "\n";
+          line.clear();
+          ++i;
+          continue;
+        }
+        line += ch;
+      }
+      if (!line.empty()) std::cout << "        " << line << "\n";
+    }
     std::cout << "datasets (generated):\n";
     for (const auto& t : niah_tasks())
       std::cout << "  " << t.name << "  haystack=" << t.haystack << " keys=" << t.key_type
