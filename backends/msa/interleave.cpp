@@ -34,6 +34,7 @@ InterleaveSession::Action InterleaveSession::on_text(const std::string& piece) {
   call_text_ += piece;
   round_text_ += piece;
   response_ += piece;
+  generated_ += piece;
   if (answering_) {
     if (round_text_.find(interleave::kImEnd) != std::string::npos) {
       stop_reason_ = "answer";
@@ -105,7 +106,9 @@ std::string InterleaveSession::answer() const {
   const std::string marker = interleave::kAnswerPrefix;
   const std::string trimmed_marker = marker.substr(0, marker.size() - 1);  // without the trailing space
   size_t at = response_.rfind(trimmed_marker);
-  std::string tail = at == std::string::npos ? response_ : response_.substr(at + trimmed_marker.size());
+  // Without the marker only what the model wrote counts: the injected documents hold the needle, and
+  // a response cut off after an injection must not be credited with its text.
+  std::string tail = at == std::string::npos ? generated_ : response_.substr(at + trimmed_marker.size());
   size_t end = tail.find(interleave::kImEnd);
   if (end != std::string::npos) tail = tail.substr(0, end);
   auto b = tail.find_first_not_of(" \t\n");

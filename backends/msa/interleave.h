@@ -46,7 +46,7 @@ class InterleaveSession {
 
   // Outcome
   const std::string& response() const { return response_; }  // everything generated and injected
-  std::string answer() const;                // after the last "The answer to the question is:"
+  std::string answer() const;                // after the last "The answer to the question is:"; without it, the model-written text only
   std::vector<int64_t> named_ids() const;    // ids the model wrote, in first-named order
   std::vector<int64_t> predicted_ids() const;  // reference §9.5: every [n] in the response (sorted set)
   int rounds() const { return rounds_; }
@@ -63,7 +63,7 @@ class InterleaveSession {
   std::string question_;
   const std::map<int64_t, std::string>* docs_;
   InterleaveOptions opt_;
-  std::string transcript_, response_, call_text_, round_text_, injection_, stop_reason_, retrieval_end_;
+  std::string transcript_, response_, generated_, call_text_, round_text_, injection_, stop_reason_, retrieval_end_;
   std::pair<size_t, size_t> region_{0, 0};
   std::vector<int64_t> named_;
   int rounds_ = 0;

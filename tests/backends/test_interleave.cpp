@@ -96,3 +96,19 @@ TEST(Interleave, WithoutOriginalTextAndWithoutProtocol) {
   EXPECT_EQ(t.stop_reason(), "im_end_without_retrieval_end");
   EXPECT_EQ(t.answer(), "just an answer");
 }
+
+// A response cut off before "The answer to the question is:" is scored on what the model wrote: the
+// injected document (here the gold fact) must not count as its answer.
+TEST(Interleave, AnswerWithoutTheMarkerExcludesInjectedText) {
+  InterleaveOptions o;
+  o.max_rounds = 1;
+  InterleaveSession s("When was Bill Watts born?", &kDocs, o);
+  s.start_call();
+  EXPECT_EQ(feed(s, "[3]<|object_ref_end|>"), Action::NewRound);
+  EXPECT_NE(s.response().find("May 5, 1939"), std::string::npos);  // injected
+  s.start_call();
+  EXPECT_EQ(feed(s, "He was"), Action::Continue);
+  EXPECT_EQ(s.on_call_limit(), Action::Done);
+  EXPECT_EQ(s.answer().find("May 5, 1939"), std::string::npos) << s.answer();
+  EXPECT_NE(s.answer().find("He was"), std::string::npos) << s.answer();
+}
