@@ -815,8 +815,12 @@ int main(int argc, char** argv) {
   bool t_quiet = false;
   int t_probe = 0;
   auto* train = app.add_subcommand("train", "train an MSA model (LM + routing loss), resumable from its checkpoint");
-  train->add_option("-c,--config", t_config, "training config JSON (see backends/msa/msa-small/README.md)")->required();
-  train->add_option("--steps", t_steps, "override the total number of optimizer steps");
+  train->add_option("-c,--config", t_config,
+                    "training config JSON (every key: TrainConfig in core/model/msa_train.h; the shipped "
+                    "recipes: backends/msa/msa-small/)")->required();
+  train->add_option("--steps", t_steps,
+                    "override the total number of optimizer steps (the cosine lr schedule follows it, so a "
+                    "shorter --steps is a different run)");
   train->add_option("--max-seconds", t_max_seconds, "checkpoint and stop after this many seconds (resume later)");
   train->add_option("--export", t_export, "after training, write the latest checkpoint as a bf16 model here");
   train->add_flag("-q,--quiet", t_quiet, "no progress output");
