@@ -46,7 +46,8 @@ class InterleaveSession {
 
   // Outcome
   const std::string& response() const { return response_; }  // everything generated and injected
-  std::string answer() const;                // after the last "The answer to the question is:"; without it, the model-written text only
+  // After the last "The answer to the question is:"; without it, the model-written text only.
+  std::string answer() const;
   std::vector<int64_t> named_ids() const;    // ids the model wrote, in first-named order
   std::vector<int64_t> predicted_ids() const;  // reference §9.5: every [n] in the response (sorted set)
   int rounds() const { return rounds_; }

@@ -181,27 +181,31 @@ SuiteDefaults suite_defaults(const std::string& suite) {
   throw Error("unknown suite '" + suite + "' (default, smoke, niah, rag)");
 }
 
+// A backend's option string, one option per element: split at ", " outside parentheses (values such
+// as IVF256,Flat keep their commas).
+std::vector<std::string> split_options(const std::string& options) {
+  std::vector<std::string> out(1);
+  int depth = 0;
+  for (size_t i = 0; i < options.size(); ++i) {
+    const char ch = options[i];
+    depth += ch == '(' ? 1 : ch == ')' ? -1 : 0;
+    if (depth == 0 && ch == ',' && i + 1 < options.size() && options[i + 1] == ' ') {
+      out.emplace_back();
+      ++i;
+      continue;
+    }
+    out.back() += ch;
+  }
+  return out;
+}
+
 int cmd_run(RunArgs a) {
   register_builtin_backends();
   if (a.list) {
     std::cout << "backends:\n";
     for (const auto& b : BackendRegistry::instance().list()) {
       std::cout << "  " << b.name << "  " << b.summary << "\n      options:\n";
-      // One option per line: split at ", " outside parentheses (values such as IVF256,Flat keep theirs).
-      int depth = 0;
-      std::string line;
-      for (size_t i = 0; i < b.options.size(); ++i) {
-        const char ch = b.options[i];
-        depth += ch == '(' ? 1 : ch == ')' ? -1 : 0;
-        if (depth == 0 && ch == ',' && i + 1 < b.options.size() && b.options[i + 1] == ' ') {
-          std::cout << "        " << line << "\n";
-          line.clear();
-          ++i;
-          continue;
-        }
-        line += ch;
-      }
-      if (!line.empty()) std::cout << "        " << line << "\n";
+      for (const auto& o : split_options(b.options)) std::cout << "        " << o << "\n";
     }
     std::cout << "datasets (generated):\n";
     for (const auto& t : niah_tasks())
