@@ -17,6 +17,17 @@ Action feed(InterleaveSession& s, const std::string& text) {
   }
   return Action::Continue;
 }
+
+// A max_rounds=1 session after its one retrieval step "[3]": the system has injected document 3 and
+// forced the end of retrieval, so the next call writes the answer.
+InterleaveSession after_the_only_round(const std::string& question) {
+  InterleaveOptions o;
+  o.max_rounds = 1;
+  InterleaveSession s(question, &kDocs, o);
+  s.start_call();
+  EXPECT_EQ(feed(s, "[3]<|object_ref_end|>"), Action::NewRound);
+  return s;
+}
 }  // namespace
 
 TEST(Interleave, TwoRoundsThenAnswer) {
@@ -64,11 +75,7 @@ TEST(Interleave, MissingDelimiterIsForceEndedAndCallLimitsBound) {
 }
 
 TEST(Interleave, MaxRoundsAndSingleRoundForceTheAnswer) {
-  InterleaveOptions o;
-  o.max_rounds = 1;
-  InterleaveSession s("q?", &kDocs, o);
-  s.start_call();
-  EXPECT_EQ(feed(s, "[3]<|object_ref_end|>"), Action::NewRound);
+  InterleaveSession s = after_the_only_round("q?");
   EXPECT_NE(s.transcript().find("<End-of-Retrieve><|im_start|>The user's question is: q?\n<|object_ref_end|>"),
             std::string::npos);
   s.start_call();
@@ -100,11 +107,7 @@ TEST(Interleave, WithoutOriginalTextAndWithoutProtocol) {
 // A response cut off before "The answer to the question is:" is scored on what the model wrote: the
 // injected document (here the gold fact) must not count as its answer.
 TEST(Interleave, AnswerWithoutTheMarkerExcludesInjectedText) {
-  InterleaveOptions o;
-  o.max_rounds = 1;
-  InterleaveSession s("When was Bill Watts born?", &kDocs, o);
-  s.start_call();
-  EXPECT_EQ(feed(s, "[3]<|object_ref_end|>"), Action::NewRound);
+  InterleaveSession s = after_the_only_round("When was Bill Watts born?");
   EXPECT_NE(s.response().find("May 5, 1939"), std::string::npos);  // injected
   s.start_call();
   EXPECT_EQ(feed(s, "He was"), Action::Continue);
