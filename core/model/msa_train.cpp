@@ -266,13 +266,23 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
         auto qr = msa.decouple_router ? torch::linear(xa, L.router_q_proj).view({1, La, H, D}).transpose(1, 2)
                                       : qa.q;
         qr = qr[0].index_select(1, route_t);  // [H, Lr, D]
-        // cosine routing (training path): normalise, mean over heads, max over tokens, max over chunks
+        // cosine routing (training path): normalise, then reduce heads, routing tokens and chunks as
+        // the config says (the engine reads the same keys, so training and inference score alike)
         auto qn = qr / qr.norm(2, -1, true).clamp_min(1e-6);
         auto kn = KR / KR.norm(2, -1, true).clamp_min(1e-6);
-        auto qf = qn.view({Hk, H / Hk, -1, D}).sum(1) / static_cast<double>(H);  // [Hk, Lr, D]
-        auto s_tok = torch::bmm(qf, kn.transpose(1, 2)).sum(0);                 // [Lr, C]
-        auto s_chunk = s_tok.amax(0);                                           // [C]
-        auto s_doc = s_chunk.index_select(0, gidx).view({N, maxc}).masked_fill(gok.logical_not(), kLowest).amax(1);
+        torch::Tensor s_tok;  // [Lr, C]
+        if (msa.head_reduce == Reduce::Mean) {
+          auto qf = qn.view({Hk, H / Hk, -1, D}).sum(1) / static_cast<double>(H);  // [Hk, Lr, D]
+          s_tok = torch::bmm(qf, kn.transpose(1, 2)).sum(0);
+        } else {
+          auto per_head = torch::matmul(qn.view({Hk, H / Hk, -1, D}), kn.unsqueeze(1).transpose(2, 3));  // [Hk, G, Lr, C]
+          s_tok = per_head.reshape({H, per_head.size(2), per_head.size(3)}).amax(0);
+        }
+        auto s_chunk = msa.query_reduce == Reduce::Mean ? s_tok.mean(0) : s_tok.amax(0);  // [C]
+        auto per_doc = s_chunk.index_select(0, gidx).view({N, maxc});
+        auto s_doc = msa.chunk_reduce == Reduce::Mean
+                         ? (per_doc * gok.to(torch::kFloat32)).sum(1) / gok.sum(1).to(torch::kFloat32).clamp_min(1)
+                         : per_doc.masked_fill(gok.logical_not(), kLowest).amax(1);
         // aux: InfoNCE-decoupled, positives vs all negatives
         if (cfg.aux_loss) {
           auto logits = s_doc / cfg.tau;

@@ -347,6 +347,29 @@ TEST(MsaTrain, Phase2AuxWeightScalesTheRoutingLoss) {
   EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
 }
 
+// The trainer scores documents with the config's head, query-token and chunk reductions (as the
+// engine does at inference), not a fixed max/max: each change of one reduction changes the routing
+// loss of the same first step.
+TEST(MsaTrain, RoutingFollowsTheConfigsReductions) {
+  auto first_aux = [](void (*edit)(MsaConfig&)) {
+    auto dir = tmp("reduce");
+    TrainConfig c = tiny_train(dir.string());
+    c.steps = 1;
+    edit(*c.model.msa);
+    train_msa(c, true);
+    std::ifstream log(dir / "log.jsonl");
+    std::string line;
+    EXPECT_TRUE(std::getline(log, line));
+    fs::remove_all(dir);
+    return nlohmann::json::parse(line)["aux_loss"].get<double>();
+  };
+  const double base = first_aux(+[](MsaConfig&) {});
+  EXPECT_GT(base, 0);
+  for (auto edit : {+[](MsaConfig& m) { m.query_reduce = Reduce::Mean; }, +[](MsaConfig& m) { m.chunk_reduce = Reduce::Mean; },
+                    +[](MsaConfig& m) { m.head_reduce = Reduce::Max; }})
+    EXPECT_GT(std::abs(first_aux(edit) - base), 1e-6 * base);
+}
+
 // trainable "router": only the decoupled router projections move; every other weight (naming,
 // reading) stays bitwise as initialised.
 TEST(MsaTrain, RouterOnlyStageUpdatesTheRouterProjectionsOnly) {
