@@ -151,9 +151,24 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
   while (db == da) db = static_cast<int>(draw(rng, ndocs));
   s.documents[da] = insert_sentence(rng, s.documents[da], twohop_colleague_fact(a, b));
   s.documents[db] = insert_sentence(rng, s.documents[db], twohop_city_fact(b, s.answer));
-  s.positives = {da, db};
   s.question = twohop_question(a);
-  add_retrieval_round(s, da);  // hop 1 names the colleague; hop 2 needs that name
+  if (!cfg.per_hop_samples) {
+    s.positives = {da, db};
+    add_retrieval_round(s, da);  // hop 1 names the colleague; hop 2 needs that name
+    add_retrieval_round(s, db);
+    add_answer(s);
+    return s;
+  }
+  if (draw(rng, 2) == 0) {  // hop 1: the call ends after the first injection
+    s.positives = {da};
+    add_retrieval_round(s, da);
+    return s;
+  }
+  s.positives = {db};
+  const std::string tag_a = interleave::document_tag(s.ids[da]);
+  s.response.push_back({tag_a + interleave::kObjectRefEnd, false});
+  s.response.push_back({tag_a + ". " + s.documents[da] + "\n", false, TrainingSegment::Kind::Text, /*routes=*/true});
+  s.response.push_back({interleave::kObjectRefEnd, false});
   add_retrieval_round(s, db);
   add_answer(s);
   return s;

@@ -45,6 +45,9 @@ struct TrainingSegment {
   std::string text;
   bool trained;  // LM loss on these tokens (model output) or not (system-injected)
   Kind kind = Kind::Text;  // RetrievalStep: "[i]<|object_ref_end|>"; Answer: interleave::kAnswerPrefix + value + <|im_end|>
+  // System-injected document text that is part of the router query, as the engine routes a later
+  // round with the question plus the documents injected in the round before (msa-reference §9.3).
+  bool routes = false;
 };
 
 struct TrainingSample {
@@ -76,6 +79,13 @@ struct TrainingDataConfig {
   // answer the sample asks each of them again ("The user's question is: ..." then the answer), so
   // one memory pass trains several answer copies from the injected text. 0 = the protocol only.
   int extra_questions = 0;
+  // twohop: false = one transcript per chain, routed once by the question with both facts'
+  // documents positive. true = one sample per retrieval step, as the paper splits multi-hop chains
+  // (msa-reference §7): hop 1 routes by the question (positive: the first fact's document) and
+  // trains naming it; hop 2 is conditioned on hop 1 (its naming and injected fact, untrained),
+  // routes by the question plus that injected fact (the engine's round-2 query), has the second
+  // fact's document as its positive, and trains naming it, <End-of-Retrieve> and the answer.
+  bool per_hop_samples = false;
   // niah: each sample has 0..max_distractors needles with other keys in random documents.
   int max_distractors = 3;
   // copy_chars, copy_ids: 1..copy_max_lines lines of copy_min_len..copy_max_len symbols. Short

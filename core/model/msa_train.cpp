@@ -92,7 +92,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
   append(interleave::routing_query(s.question), 0, false);
   append(interleave::kTemplateTail, -2, false);
   append(interleave::kResponseHead, -1, false);
-  for (const auto& seg : s.response) append(seg.text, -1, seg.trained, seg.kind);
+  for (const auto& seg : s.response) append(seg.text, seg.routes ? 0 : -1, seg.trained, seg.kind);
   // label[t] = target of the prediction made at t, i.e. token t+1 when that token is trained.
   std::vector<int64_t> shifted(t.labels.size(), -100);
   t.context_labels.assign(t.labels.size(), -100);
@@ -538,6 +538,7 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   c.doc_id_range = d.value("doc_id_range", c.doc_id_range);
   c.needle_position = d.value("needle_position", c.needle_position);
   c.extra_questions = d.value("extra_questions", c.extra_questions);
+  c.per_hop_samples = d.value("per_hop_samples", c.per_hop_samples);
   c.max_distractors = d.value("max_distractors", c.max_distractors);
   c.copy_min_len = d.value("copy_min_len", c.copy_min_len);
   c.copy_max_len = d.value("copy_max_len", c.copy_max_len);
@@ -550,7 +551,7 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
 json data_json(const TrainingDataConfig& d) {
   return {{"task", d.task}, {"min_docs", d.min_docs}, {"max_docs", d.max_docs}, {"doc_words", d.doc_words},
           {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"doc_id_range", d.doc_id_range}, {"needle_position", d.needle_position},
-          {"extra_questions", d.extra_questions}, {"max_distractors", d.max_distractors},
+          {"extra_questions", d.extra_questions}, {"per_hop_samples", d.per_hop_samples}, {"max_distractors", d.max_distractors},
           {"copy_min_len", d.copy_min_len}, {"copy_max_len", d.copy_max_len}, {"copy_max_lines", d.copy_max_lines},
           {"copy_pairs", d.copy_pairs}, {"copy_gap_words", d.copy_gap_words},
           {"seed", d.seed}};

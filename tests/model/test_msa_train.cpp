@@ -493,6 +493,61 @@ TEST(MsaTrain, MemoryDocumentIsItsThreePiecesInOrder) {
   EXPECT_EQ(p.end, "<|im_end|>");
 }
 
+// per_hop_samples: a two-hop chain becomes one sample per retrieval step (msa-reference §7). Hop 1
+// names the first fact's document; hop 2 carries hop 1 untrained, routes by the injected first fact
+// (the engine's round-2 query) and names the second fact's document, then answers.
+TEST(MsaTrain, PerHopTwoHopSamplesRouteTheSecondHopByTheInjectedFact) {
+  TrainingDataConfig d;
+  d.task = "twohop";
+  d.min_docs = 4;
+  d.max_docs = 6;
+  d.max_doc_id = 500;
+  const auto joint = make_training_sample(d, 0);
+  EXPECT_EQ(joint.positives.size(), 2u);
+  for (const auto& seg : joint.response) EXPECT_FALSE(seg.routes);
+  d.per_hop_samples = true;
+  int hop1 = 0, hop2 = 0;
+  for (uint64_t i = 0; i < 40; ++i) {
+    const auto s = make_training_sample(d, i);
+    EXPECT_EQ(s.response.size(), make_training_sample(d, i).response.size());  // deterministic
+    ASSERT_EQ(s.positives.size(), 1u);
+    const std::string& gold = s.documents[s.positives[0]];
+    const std::string gold_tag = "[" + std::to_string(s.ids[s.positives[0]]) + "]";
+    std::vector<std::string> trained, routing;
+    for (const auto& seg : s.response) {
+      if (seg.trained) trained.push_back(seg.text);
+      if (seg.routes) routing.push_back(seg.text);
+    }
+    ASSERT_FALSE(trained.empty());
+    EXPECT_EQ(trained.front(), gold_tag + "<|object_ref_end|>");  // names this hop's document
+    if (routing.empty()) {  // hop 1: the colleague fact, then the call ends
+      ++hop1;
+      EXPECT_NE(gold.find(" works with "), std::string::npos);
+      EXPECT_EQ(trained.size(), 1u);
+    } else {  // hop 2: routed by the first fact's injected text, ends with the answer
+      ++hop2;
+      EXPECT_NE(gold.find(" lives in " + s.answer + "."), std::string::npos);
+      ASSERT_EQ(routing.size(), 1u);
+      EXPECT_NE(routing[0].find(" works with "), std::string::npos) << routing[0];
+      EXPECT_EQ(routing[0].back(), '\n');
+      EXPECT_EQ(trained.back(), "The answer to the question is: " + s.answer + "<|im_end|>");
+    }
+  }
+  EXPECT_GT(hop1, 5);
+  EXPECT_GT(hop2, 5);
+  // and the trainer runs on them (the routed injected text joins the router query)
+  auto dir = tmp("per-hop");
+  TrainConfig c = tiny_train(dir.string());
+  c.data = d;
+  c.data.max_doc_id = 0;
+  c.steps = 2;
+  EXPECT_TRUE(TrainConfig::from_json(c.to_json(), "h.json").data.per_hop_samples);
+  const auto sum = train_msa(c, true);
+  EXPECT_EQ(sum.steps_done, 2);
+  EXPECT_TRUE(std::isfinite(sum.last_loss));
+  fs::remove_all(dir);
+}
+
 TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
   TrainingDataConfig d;
   d.min_docs = 4;
