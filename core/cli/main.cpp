@@ -829,9 +829,10 @@ int main(int argc, char** argv) {
   train->add_option("--export", t_export, "after training, write the latest checkpoint as a bf16 model here");
   train->add_flag("-q,--quiet", t_quiet, "no progress output");
   train->add_option("--probe", t_probe,
-                    "after training, copy probe on N held-out samples of the config's data: the answer with the "
-                    "gold document in the context and no memory, or for copy tasks the second copy (prints JSON: "
-                    "exact match, per-character accuracy, teacher-forced target NLL)");
+                    "after training, copy probe of the latest checkpoint (without one: of init_from) on N held-out "
+                    "samples of the config's data: the answer with the gold document in the context and no memory, "
+                    "or for copy tasks the second copy (prints JSON: exact match, per-character accuracy, "
+                    "teacher-forced target NLL)");
   train->footer("Examples:\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json --max-seconds 3000   # resume later\n"
@@ -917,7 +918,7 @@ int main(int argc, char** argv) {
         const CopyProbe p = probe_answer_copy(cfg, t_probe);
         json ex = json::array();
         for (const auto& [gold, got] : p.examples) ex.push_back({{"gold", gold}, {"generated", got}});
-        std::printf("%s\n", json({{"checkpoint", cfg.out_dir + "/checkpoint"}, {"step", p.step}, {"samples", p.samples},
+        std::printf("%s\n", json({{"checkpoint", p.weights}, {"step", p.step}, {"samples", p.samples},
                                    {"exact_match", static_cast<double>(p.exact) / p.samples},
                                    {"digit_accuracy", p.digit_accuracy}, {"target_nll", p.target_nll}, {"examples", ex}})
                                  .dump(1)

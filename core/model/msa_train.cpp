@@ -915,13 +915,16 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
 
 CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
   const fs::path ck = fs::path(cfg.out_dir) / "checkpoint";
-  if (!fs::exists(ck / "trainer_state.json")) throw Error(ck.string() + ": no checkpoint to probe");
+  const bool trained = fs::exists(ck / "trainer_state.json");
+  if (!trained && cfg.init_from.empty())
+    throw Error(ck.string() + ": no checkpoint to probe, and the config has no init_from to probe instead");
   if (samples < 1) throw Error("probe: samples must be >= 1");
   set_compute_threads(cfg.threads);
-  Qwen3Model model = Qwen3Model::load(ck.string());
-  auto tok = load_tokenizer(cfg.tokenizer);
   CopyProbe r;
-  r.step = json::parse(read_file((ck / "trainer_state.json").string())).at("step").get<int64_t>();
+  r.weights = trained ? ck.string() : cfg.init_from;
+  Qwen3Model model = Qwen3Model::load(r.weights);
+  auto tok = load_tokenizer(cfg.tokenizer);
+  if (trained) r.step = json::parse(read_file((ck / "trainer_state.json").string())).at("step").get<int64_t>();
   TrainingDataConfig data = cfg.data;
   data.seed = cfg.data.seed + 1000003;
   SamplingOptions opt;

@@ -147,7 +147,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet = false);
 // is fed to the latest checkpoint as plain context and the greedy answer compared with the gold
 // value. It separates "cannot copy from its context" from "cannot name the document". For the
 // copy tasks (repeat*, copy_*) it feeds the first copy and compares the generated second copy.
+// Without a checkpoint in out_dir it probes the config's init_from (e.g. a shipped model), step 0.
 struct CopyProbe {
+  std::string weights;  // the checkpoint or model directory probed
   int64_t step = 0, samples = 0, exact = 0;
   double digit_accuracy = 0;  // per character position of the gold value
   // Mean teacher-forced NLL (nats) of the target tokens: the answer value's, or the second copy's

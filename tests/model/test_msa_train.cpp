@@ -176,6 +176,16 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
     EXPECT_EQ(p.samples, 2);
     EXPECT_GT(p.target_nll, 1.0);
     EXPECT_LT(p.target_nll, 20.0);
+    // without a checkpoint of its own a config probes its init_from: the same weights, the same probe
+    auto from_init = c;
+    from_init.out_dir = tmp("probe-init").string();
+    from_init.init_from = (fs::path(c.out_dir) / "checkpoint").string();
+    const auto pi = probe_answer_copy(from_init, 2);
+    EXPECT_EQ(pi.weights, from_init.init_from);
+    EXPECT_EQ(pi.step, 0);
+    EXPECT_EQ(pi.target_nll, p.target_nll);
+    from_init.init_from.clear();
+    EXPECT_THROW(probe_answer_copy(from_init, 2), Error);
     c.data.task = "copy_chars";
     const auto pc = probe_answer_copy(c, 2);
     ASSERT_FALSE(pc.examples.empty());
