@@ -95,26 +95,30 @@ fs::path temp_dir(const std::string& name) {
 
 }  // namespace
 
+// Both write modes (fsynced for reuse, unsynced scratch) give the same index.
 TEST(Bm25, MatchesIndependentReference) {
   Corpus c = make_corpus(1500, 40, 7);
-  fs::path dir = temp_dir("bm25ref");
-  IndexStats st = LuceneBm25Index::build(dir.string(), c.docs);
-  EXPECT_EQ(st.documents, 1500);
-  LuceneBm25Index index(dir.string());
-  for (double k1 : {0.9, 1.2}) {
-    for (double b : {0.4, 0.75}) {
-      for (const auto& q : c.queries) {
-        auto got = index.search(q, 10, {k1, b});
-        auto want = reference_bm25(c, q, 10, k1, b);
-        ASSERT_EQ(got.size(), want.size()) << q;
-        for (size_t i = 0; i < got.size(); ++i) {
-          EXPECT_EQ(got[i].id, want[i].id) << "query '" << q << "' rank " << i;
-          EXPECT_NEAR(got[i].score, want[i].score, 1e-5);
+  for (auto mode : {LuceneBm25Index::Write::Durable, LuceneBm25Index::Write::Scratch}) {
+    SCOPED_TRACE(mode == LuceneBm25Index::Write::Durable ? "durable" : "scratch");
+    fs::path dir = temp_dir("bm25ref");
+    IndexStats st = LuceneBm25Index::build(dir.string(), c.docs, mode);
+    EXPECT_EQ(st.documents, 1500);
+    LuceneBm25Index index(dir.string());
+    for (double k1 : {0.9, 1.2}) {
+      for (double b : {0.4, 0.75}) {
+        for (const auto& q : c.queries) {
+          auto got = index.search(q, 10, {k1, b});
+          auto want = reference_bm25(c, q, 10, k1, b);
+          ASSERT_EQ(got.size(), want.size()) << q;
+          for (size_t i = 0; i < got.size(); ++i) {
+            EXPECT_EQ(got[i].id, want[i].id) << "query '" << q << "' rank " << i;
+            EXPECT_NEAR(got[i].score, want[i].score, 1e-5);
+          }
         }
       }
     }
+    fs::remove_all(dir);
   }
-  fs::remove_all(dir);
 }
 
 TEST(Bm25, UnknownTermsAndEmptyQuery) {

@@ -98,7 +98,7 @@ class Bm25Backend : public Backend {
         scratch_ = tmpl;
       }
       dir = (fs::path(scratch_) / "index").string();
-      stats = LuceneBm25Index::build(dir, corpus.documents);
+      stats = LuceneBm25Index::build(dir, corpus.documents, LuceneBm25Index::Write::Scratch);
       index_ = std::make_unique<LuceneBm25Index>(dir);
     }
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -22,6 +22,13 @@ const wchar_t* kBody = L"body";
 const wchar_t* kId = L"id";
 const wchar_t* kLen = L"len";
 
+// A file-system directory whose commits do not fsync (LuceneBm25Index::Write::Scratch).
+class NoSyncDirectory : public Lucene::SimpleFSDirectory {
+ public:
+  explicit NoSyncDirectory(const Lucene::String& path) : Lucene::SimpleFSDirectory(path) {}
+  void sync(const Lucene::String&) override {}
+};
+
 std::string lucene_message(const Lucene::LuceneException& e) {
   return Lucene::StringUtils::toUTF8(e.getError());
 }
@@ -45,7 +52,7 @@ struct LuceneBm25Index::Impl {
   mutable std::vector<int32_t> touched;
 };
 
-IndexStats LuceneBm25Index::build(const std::string& dir, const std::vector<Document>& docs) {
+IndexStats LuceneBm25Index::build(const std::string& dir, const std::vector<Document>& docs, Write mode) {
   auto t0 = std::chrono::steady_clock::now();
   IndexStats stats;
   std::error_code ec;
@@ -53,7 +60,10 @@ IndexStats LuceneBm25Index::build(const std::string& dir, const std::vector<Docu
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create index directory: " + ec.message());
   try {
-    auto directory = Lucene::FSDirectory::open(Lucene::StringUtils::toUnicode(dir));
+    const Lucene::String path = Lucene::StringUtils::toUnicode(dir);
+    Lucene::DirectoryPtr directory;
+    if (mode == Write::Scratch) directory = Lucene::newLucene<NoSyncDirectory>(path);
+    else directory = Lucene::FSDirectory::open(path);
     auto writer = Lucene::newLucene<Lucene::IndexWriter>(directory, Lucene::newLucene<Lucene::WhitespaceAnalyzer>(),
                                                          true, Lucene::IndexWriter::MaxFieldLengthUNLIMITED);
     writer->setRAMBufferSizeMB(128);
