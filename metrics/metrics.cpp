@@ -100,6 +100,32 @@ class RouterRecall : public Metric {
   }
 };
 
+// Router recall over every call of the interleave loop: gold documents that the last router layer
+// selected in any call. A later call routes with the documents injected before (msa-reference
+// §9.3), so on multi-hop questions the gap to router_recall is what the later rounds' routing found.
+class RouterRecallAnyCall : public Metric {
+ public:
+  std::string name() const override { return "router_recall_any_call"; }
+  std::string description() const override {
+    return "fraction of gold documents the router selected in any call of the interleave loop (MSA)";
+  }
+  std::optional<double> score(const Query& q, const Answer& a) const override {
+    if (q.gold_doc_ids.empty() || !a.detail.is_object() || !a.detail.contains("calls")) return std::nullopt;
+    std::set<std::string> selected;
+    for (const auto& call : a.detail["calls"]) {
+      if (!call.contains("routing") || call["routing"].empty()) continue;
+      const nlohmann::json* last = nullptr;  // the highest router layer, as router_topk
+      for (const auto& layer : call["routing"])
+        if (!last || layer.value("layer", 0) > last->value("layer", 0)) last = &layer;
+      for (const auto& id : (*last)["doc_ids"]) selected.insert(id.get<std::string>());
+    }
+    if (selected.empty()) return std::nullopt;
+    size_t hit = 0;
+    for (const auto& g : q.gold_doc_ids) hit += selected.count(g);
+    return static_cast<double>(hit) / static_cast<double>(q.gold_doc_ids.size());
+  }
+};
+
 // The reference's retrieval metrics over the set of document ids found in the MSA response
 // (msa-reference §9.5, §10.4): precision, recall, F1 and IoU against the gold set.
 class PredictedIds : public Metric {
@@ -169,6 +195,7 @@ MetricList default_metrics() {
   m.push_back(std::make_unique<RecallAtK>(10));
   m.push_back(std::make_unique<MrrAt10>());
   m.push_back(std::make_unique<RouterRecall>());
+  m.push_back(std::make_unique<RouterRecallAnyCall>());
   for (auto k : {PredictedIds::Precision, PredictedIds::Recall, PredictedIds::F1, PredictedIds::IoU})
     m.push_back(std::make_unique<PredictedIds>(k));
   m.push_back(std::make_unique<AnswerMetric>("ruler_string_match_all",

@@ -34,6 +34,7 @@ const std::vector<std::pair<std::string, std::string>> kAccuracy = {
     {"recall@10", "retrieval recall@10"},
     {"mrr@10", "MRR@10"},
     {"router_recall", "MSA router recall (gold in routed top-k)"},
+    {"router_recall_any_call", "MSA router recall over all interleave calls"},
     {"pred_ids_f1", "MSA predicted-id F1 (reference set metric)"},
     {"ruler_string_match_all", "RULER string match (all)"},
     {"exact_match", "exact match"},

@@ -47,7 +47,7 @@ TEST(Metrics, RetrievalOnlySkipsAnswerMetrics) {
   int answer_metrics = 0, retrieval_metrics = 0;
   for (const auto& m : default_metrics()) {
     auto v = m->score(q, a);
-    if (m->name() == "router_recall" || m->name().rfind("pred_ids_", 0) == 0) {
+    if (m->name().rfind("router_recall", 0) == 0 || m->name().rfind("pred_ids_", 0) == 0) {
       EXPECT_FALSE(v.has_value());  // no router
       continue;
     }
@@ -61,6 +61,26 @@ TEST(Metrics, RetrievalOnlySkipsAnswerMetrics) {
   }
   EXPECT_EQ(retrieval_metrics, 4);
   EXPECT_EQ(answer_metrics, 3);
+}
+
+// router_recall counts the first call's routing; router_recall_any_call the union over every call
+// (the highest router layer of each), where a later round's routing can add the second hop.
+TEST(Metrics, RouterRecallOverAllInterleaveCalls) {
+  Query q{"q", "question", {"42"}, {"d1", "d2"}, {}};
+  Answer a;
+  a.router_topk = {"d1", "d7"};
+  auto routing = [](std::vector<std::string> low, std::vector<std::string> high) {
+    return nlohmann::json{{"routing", {{{"layer", 3}, {"doc_ids", high}}, {{"layer", 2}, {"doc_ids", low}}}}};
+  };
+  a.detail = {{"calls", {routing({"d2"}, {"d1", "d7"}), routing({"d9"}, {"d7", "d2"})}}};
+  std::map<std::string, double> got;
+  for (const auto& m : default_metrics())
+    if (auto v = m->score(q, a); v && m->name().rfind("router_recall", 0) == 0) got[m->name()] = *v;
+  EXPECT_DOUBLE_EQ(got["router_recall"], 0.5);
+  EXPECT_DOUBLE_EQ(got["router_recall_any_call"], 1.0);  // d2 from the second call's layer 3
+  a.detail = {{"calls", {routing({"d2"}, {"d1", "d7"})}}};  // layer 2's d2 does not count
+  for (const auto& m : default_metrics())
+    if (m->name() == "router_recall_any_call") EXPECT_DOUBLE_EQ(*m->score(q, a), 0.5);
 }
 
 TEST(Metrics, ReferenceSetMetricsOverPredictedIds) {
