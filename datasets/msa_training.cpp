@@ -82,10 +82,20 @@ void fill_documents(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndo
   s.ids.assign(ids.begin(), ids.end());
 }
 
-void add_retrieval_round(TrainingSample& s, int doc) {
+// One retrieval round: the model names the document ("[id]<|object_ref_end|>"; untrained when it
+// is an earlier call's output given as context) and the system injects "[id]. TEXT\n<|object_ref_end|>".
+// injection_routes: the injected text (without the delimiter) joins the next call's router query.
+void add_retrieval_round(TrainingSample& s, int doc, bool naming_trained = true, bool injection_routes = false) {
   const std::string tag = interleave::document_tag(s.ids[doc]);
-  s.response.push_back({tag + interleave::kObjectRefEnd, true, TrainingSegment::Kind::RetrievalStep});
-  s.response.push_back({tag + ". " + s.documents[doc] + "\n" + interleave::kObjectRefEnd, false});
+  s.response.push_back({tag + interleave::kObjectRefEnd, naming_trained,
+                        naming_trained ? TrainingSegment::Kind::RetrievalStep : TrainingSegment::Kind::Text});
+  const std::string injected = tag + ". " + s.documents[doc] + "\n";
+  if (!injection_routes) {
+    s.response.push_back({injected + interleave::kObjectRefEnd, false});
+    return;
+  }
+  s.response.push_back({injected, false, TrainingSegment::Kind::Text, /*routes=*/true});
+  s.response.push_back({interleave::kObjectRefEnd, false});
 }
 
 // The model's answer: "The answer to the question is: VALUE<|im_end|>".
@@ -165,10 +175,7 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
     return s;
   }
   s.positives = {db};
-  const std::string tag_a = interleave::document_tag(s.ids[da]);
-  s.response.push_back({tag_a + interleave::kObjectRefEnd, false});
-  s.response.push_back({tag_a + ". " + s.documents[da] + "\n", false, TrainingSegment::Kind::Text, /*routes=*/true});
-  s.response.push_back({interleave::kObjectRefEnd, false});
+  add_retrieval_round(s, da, /*naming_trained=*/false, /*injection_routes=*/true);
   add_retrieval_round(s, db);
   add_answer(s);
   return s;

@@ -120,9 +120,9 @@ class RouterRecallAnyCall : public Metric {
       for (const auto& id : (*last)["doc_ids"]) selected.insert(id.get<std::string>());
     }
     if (selected.empty()) return std::nullopt;
-    size_t hit = 0;
-    for (const auto& g : q.gold_doc_ids) hit += selected.count(g);
-    return static_cast<double>(hit) / static_cast<double>(q.gold_doc_ids.size());
+    std::vector<ScoredDoc> r;
+    for (const auto& id : selected) r.push_back({id, 0.0});
+    return recall_at_k(q.gold_doc_ids, r, static_cast<int>(r.size()));
   }
 };
 
