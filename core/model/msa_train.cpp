@@ -528,7 +528,18 @@ void spread_id_embeddings(Qwen3Model& model, const TextTokenizer& tok, double sp
 }  // namespace
 
 namespace {
+// A misspelt key would otherwise fall back to its default and run another experiment silently.
+void reject_unknown_keys(const json& obj, const std::set<std::string>& known, const std::string& where) {
+  if (!obj.is_object()) throw Error(where + " must be a JSON object");
+  for (auto it = obj.begin(); it != obj.end(); ++it)
+    if (!known.count(it.key())) throw Error("unknown key \"" + it.key() + "\" in " + where);
+}
+
 TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
+  reject_unknown_keys(d, {"task", "min_docs", "max_docs", "doc_words", "doc_words_min", "max_doc_id", "doc_id_range",
+                          "needle_position", "extra_questions", "per_hop_samples", "max_distractors", "copy_min_len",
+                          "copy_max_len", "copy_max_lines", "copy_pairs", "copy_gap_words", "seed"},
+                      "data");
   c.task = d.value("task", c.task);
   c.min_docs = d.value("min_docs", c.min_docs);
   c.max_docs = d.value("max_docs", c.max_docs);
@@ -586,6 +597,14 @@ int TrainConfig::batch_at(int64_t step) const {
 TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   TrainConfig c;
   try {
+    reject_unknown_keys(j,
+                        {"model", "out_dir", "tokenizer", "init_from", "qk_norm_scale", "document_attention",
+                         "context_lm_weight", "id_lm_weight", "id_embedding_spread", "id_probe_weight",
+                         "id_attention_weight", "id_attention_target", "trainable", "data", "curriculum", "steps",
+                         "batch", "lr", "min_lr", "weight_decay", "clip_norm", "warmup_steps", "phase1_steps",
+                         "phase2_aux_weight", "aux_loss", "tau", "train_top_k", "save_every", "log_every", "seed",
+                         "threads", "max_seconds"},
+                        "the training config (every key: TrainConfig in core/model/msa_train.h)");
     if (!j.contains("model")) throw Error("missing \"model\" (a config.json-style object with model_type msa)");
     c.model = ModelConfig::from_json(j["model"], src + " model");
     if (!c.model.msa) throw Error("model.model_type must be \"msa\"");
@@ -605,6 +624,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     if (j.contains("curriculum")) {
       int64_t prev = 0;
       for (const auto& st : j.at("curriculum")) {
+        reject_unknown_keys(st, {"until_step", "data", "batch", "objective", "seq_len", "warmup_steps", "lr",
+                                 "context_weight", "documents_in_context"},
+                            "a curriculum stage");
         DataStage d{st.at("until_step").get<int64_t>(), parse_data(st.value("data", json::object()), c.data),
                     st.value("batch", j.value("batch", c.batch))};
         d.objective = st.value("objective", d.objective);

@@ -126,6 +126,7 @@ struct TrainConfig {
   int threads = 2;
   int64_t max_seconds = 0;             // stop (after a checkpoint) when exceeded; 0 = no limit
 
+  // Unknown keys (top level, data, curriculum stages) are refused with the file named.
   static TrainConfig from_json(const nlohmann::json& j, const std::string& source);
   static TrainConfig load(const std::string& path);
   nlohmann::json to_json() const;

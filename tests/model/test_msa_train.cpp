@@ -493,6 +493,24 @@ TEST(MsaTrain, ConfigErrorsNameTheFile) {
     EXPECT_NE(std::string(e.what()).find("train.json"), std::string::npos);
   }
   EXPECT_THROW(TrainConfig::load("/nonexistent/train.json"), Error);
+  // a misspelt key is refused, not silently replaced by its default
+  auto good = tiny_train("unused").to_json();
+  good["curriculum"] = nlohmann::json::array({{{"until_step", 2}, {"data", {{"task", "niah"}}}}});
+  EXPECT_NO_THROW(TrainConfig::from_json(good, "good.json"));
+  for (auto edit : {+[](nlohmann::json& j) { j["stpes"] = 5; }, +[](nlohmann::json& j) { j["data"]["max_distractor"] = 2; },
+                    +[](nlohmann::json& j) { j["curriculum"][0]["warmup"] = 10; },
+                    +[](nlohmann::json& j) { j["curriculum"][0]["data"]["per_hop_sample"] = true; }}) {
+    auto bad = good;
+    edit(bad);
+    try {
+      TrainConfig::from_json(bad, "typo.json");
+      ADD_FAILURE() << bad.dump();
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("typo.json"), std::string::npos) << what;
+      EXPECT_NE(what.find("unknown key"), std::string::npos) << what;
+    }
+  }
 }
 
 TEST(MsaTrain, MemoryDocumentIsItsThreePiecesInOrder) {
