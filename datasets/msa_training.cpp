@@ -109,6 +109,11 @@ void add_answer(TrainingSample& s) {
   s.response.push_back(answer_segment(s.answer));
 }
 
+// A needle key in the config's key_style (TrainingDataConfig::key_style).
+std::string needle_key(std::mt19937_64& rng, const TrainingDataConfig& cfg) {
+  return cfg.key_style == "ids" ? interleave::document_tag(static_cast<int64_t>(draw(rng, 4096))) : niah_word_key(rng());
+}
+
 TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
@@ -116,7 +121,7 @@ TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
   std::set<std::string> keys;
   const int distractors = static_cast<int>(draw(rng, cfg.max_distractors + 1));
   std::string key;
-  while (keys.size() < static_cast<size_t>(distractors + 1 + cfg.extra_questions)) keys.insert(niah_word_key(rng()));
+  while (keys.size() < static_cast<size_t>(distractors + 1 + cfg.extra_questions)) keys.insert(needle_key(rng, cfg));
   std::vector<std::string> kv(keys.begin(), keys.end());
   std::shuffle(kv.begin(), kv.end(), rng);
   key = kv[0];
@@ -299,7 +304,7 @@ TrainingSample kv_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, in
   std::set<std::string> seen;
   std::vector<std::pair<std::string, std::string>> kv;
   while (static_cast<int>(kv.size()) < pairs) {
-    std::string key = niah_word_key(rng());
+    std::string key = needle_key(rng, cfg);
     if (seen.insert(key).second) kv.emplace_back(key, std::to_string(1000000 + draw(rng, 9000000)));
   }
   std::string context;
@@ -457,6 +462,7 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
     throw Error("training data: needle_position must be random or end");
   if (cfg.max_distractors < 0 || cfg.max_distractors > 16) throw Error("training data: max_distractors must be in [0, 16]");
   if (cfg.extra_questions < 0 || cfg.extra_questions > 16) throw Error("training data: extra_questions must be in [0, 16]");
+  if (cfg.key_style != "words" && cfg.key_style != "ids") throw Error("training data: key_style must be words or ids");
   if (cfg.copy_min_len < 1 || cfg.copy_max_len < cfg.copy_min_len || cfg.copy_max_lines < 1 || cfg.copy_pairs < 1 ||
       cfg.copy_gap_words < 0)
     throw Error("training data: need 1 <= copy_min_len <= copy_max_len, copy_max_lines >= 1, copy_pairs >= 1, copy_gap_words >= 0");

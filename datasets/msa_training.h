@@ -86,6 +86,10 @@ struct TrainingDataConfig {
   // routes by the question plus that injected fact (the engine's round-2 query), has the second
   // fact's document as its positive, and trains naming it, <End-of-Retrieve> and the answer.
   bool per_hop_samples = false;
+  // niah, kv_*: what a needle's key is: "words" (RULER's word keys, several byte tokens each) or
+  // "ids" (a document-id tag "[i]", i < 4096: one token with a bytes+ids tokenizer). "ids" tells
+  // apart failing to match multi-token keys from failing to match keys at all.
+  std::string key_style = "words";
   // niah: each sample has 0..max_distractors needles with other keys in random documents.
   int max_distractors = 3;
   // copy_chars, copy_ids: 1..copy_max_lines lines of copy_min_len..copy_max_len symbols. Short

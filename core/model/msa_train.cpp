@@ -537,7 +537,7 @@ void reject_unknown_keys(const json& obj, const std::set<std::string>& known, co
 
 TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   reject_unknown_keys(d, {"task", "min_docs", "max_docs", "doc_words", "doc_words_min", "max_doc_id", "doc_id_range",
-                          "needle_position", "extra_questions", "per_hop_samples", "max_distractors", "copy_min_len",
+                          "needle_position", "key_style", "extra_questions", "per_hop_samples", "max_distractors", "copy_min_len",
                           "copy_max_len", "copy_max_lines", "copy_pairs", "copy_gap_words", "seed"},
                       "data");
   c.task = d.value("task", c.task);
@@ -550,6 +550,7 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   c.needle_position = d.value("needle_position", c.needle_position);
   c.extra_questions = d.value("extra_questions", c.extra_questions);
   c.per_hop_samples = d.value("per_hop_samples", c.per_hop_samples);
+  c.key_style = d.value("key_style", c.key_style);
   c.max_distractors = d.value("max_distractors", c.max_distractors);
   c.copy_min_len = d.value("copy_min_len", c.copy_min_len);
   c.copy_max_len = d.value("copy_max_len", c.copy_max_len);
@@ -562,7 +563,7 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
 json data_json(const TrainingDataConfig& d) {
   return {{"task", d.task}, {"min_docs", d.min_docs}, {"max_docs", d.max_docs}, {"doc_words", d.doc_words},
           {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"doc_id_range", d.doc_id_range}, {"needle_position", d.needle_position},
-          {"extra_questions", d.extra_questions}, {"per_hop_samples", d.per_hop_samples}, {"max_distractors", d.max_distractors},
+          {"extra_questions", d.extra_questions}, {"per_hop_samples", d.per_hop_samples}, {"key_style", d.key_style}, {"max_distractors", d.max_distractors},
           {"copy_min_len", d.copy_min_len}, {"copy_max_len", d.copy_max_len}, {"copy_max_lines", d.copy_max_lines},
           {"copy_pairs", d.copy_pairs}, {"copy_gap_words", d.copy_gap_words},
           {"seed", d.seed}};

@@ -600,6 +600,19 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
   }
   d.needle_position = "middle";
   EXPECT_THROW(make_training_sample(d, 0), Error);
+  // key_style ids: the key is a document-id tag, the same in the needle and the question
+  d.needle_position = "random";
+  d.key_style = "ids";
+  for (uint64_t i = 0; i < 5; ++i) {
+    auto s = make_training_sample(d, i);
+    const auto at = s.question.find("for [");
+    ASSERT_NE(at, std::string::npos) << s.question;
+    const std::string key = s.question.substr(at + 4, s.question.find(']', at) - at - 3);
+    EXPECT_NE(s.documents[s.positives[0]].find("for " + key + " is: " + s.answer), std::string::npos) << key;
+  }
+  d.key_style = "letters";
+  EXPECT_THROW(make_training_sample(d, 0), Error);
+  d.key_style = "words";
   // id ranges: log-uniform ids are mostly small (median range sqrt(ndocs * max)), uniform ones not
   d.needle_position = "random";
   d.max_doc_id = 4096;
