@@ -84,6 +84,12 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   }
 }
 
+void require_known_keys(const json& obj, const std::set<std::string>& known, const std::string& where) {
+  if (!obj.is_object()) throw Error(where + " must be a JSON object");
+  for (auto it = obj.begin(); it != obj.end(); ++it)
+    if (!known.count(it.key())) throw Error("unknown key \"" + it.key() + "\" in " + where);
+}
+
 void write_json_atomic(const std::string& path, const json& j, int indent) {
   write_file_atomic(path, j.dump(indent) + "\n");
 }

@@ -2,6 +2,7 @@
 // atomic writes (temp file + rename, so no partial result is ever left behind).
 #pragma once
 #include <functional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,10 @@ Dataset load_jsonl_dataset(const std::string& corpus_path, const std::string& qu
 // Dataset directory: corpus.jsonl, queries.jsonl, meta.json (written by `msabench data make`).
 void save_dataset_dir(const Dataset& ds, const std::string& dir);
 Dataset load_dataset_dir(const std::string& dir);
+
+// Throws Error("unknown key \"K\" in WHERE") for a key of the JSON object `obj` not in `known`
+// (config files: a misspelt key would otherwise fall back to its default silently).
+void require_known_keys(const nlohmann::json& obj, const std::set<std::string>& known, const std::string& where);
 
 std::string read_file(const std::string& path);
 // Writes to PATH.tmp-PID then renames over PATH.

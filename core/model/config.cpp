@@ -131,8 +131,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
     if (!j.contains("msa_config") || !j["msa_config"].is_object())
       throw Error(src + ": model_type \"msa\" needs an \"msa_config\" object");
     const json& m = j["msa_config"];
-    for (auto it = m.begin(); it != m.end(); ++it)
-      if (!kMsaKeys.count(it.key())) throw Error(src + ": unknown msa_config key \"" + it.key() + "\"");
+    require_known_keys(m, kMsaKeys, src + " msa_config");
     MsaConfig mc;
     mc.router_layer_idx = m.contains("router_layer_idx") && m["router_layer_idx"].is_array()
                               ? [&] {

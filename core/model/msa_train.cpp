@@ -528,15 +528,8 @@ void spread_id_embeddings(Qwen3Model& model, const TextTokenizer& tok, double sp
 }  // namespace
 
 namespace {
-// A misspelt key would otherwise fall back to its default and run another experiment silently.
-void reject_unknown_keys(const json& obj, const std::set<std::string>& known, const std::string& where) {
-  if (!obj.is_object()) throw Error(where + " must be a JSON object");
-  for (auto it = obj.begin(); it != obj.end(); ++it)
-    if (!known.count(it.key())) throw Error("unknown key \"" + it.key() + "\" in " + where);
-}
-
 TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
-  reject_unknown_keys(d, {"task", "min_docs", "max_docs", "doc_words", "doc_words_min", "max_doc_id", "doc_id_range",
+  require_known_keys(d, {"task", "min_docs", "max_docs", "doc_words", "doc_words_min", "max_doc_id", "doc_id_range",
                           "needle_position", "key_style", "extra_questions", "per_hop_samples", "max_distractors", "copy_min_len",
                           "copy_max_len", "copy_max_lines", "copy_pairs", "copy_gap_words", "seed"},
                       "data");
@@ -598,7 +591,7 @@ int TrainConfig::batch_at(int64_t step) const {
 TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   TrainConfig c;
   try {
-    reject_unknown_keys(j,
+    require_known_keys(j,
                         {"model", "out_dir", "tokenizer", "init_from", "qk_norm_scale", "document_attention",
                          "context_lm_weight", "id_lm_weight", "id_embedding_spread", "id_probe_weight",
                          "id_attention_weight", "id_attention_target", "trainable", "data", "curriculum", "steps",
@@ -625,7 +618,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     if (j.contains("curriculum")) {
       int64_t prev = 0;
       for (const auto& st : j.at("curriculum")) {
-        reject_unknown_keys(st, {"until_step", "data", "batch", "objective", "seq_len", "warmup_steps", "lr",
+        require_known_keys(st, {"until_step", "data", "batch", "objective", "seq_len", "warmup_steps", "lr",
                                  "context_weight", "documents_in_context"},
                             "a curriculum stage");
         DataStage d{st.at("until_step").get<int64_t>(), parse_data(st.value("data", json::object()), c.data),

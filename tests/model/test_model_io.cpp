@@ -166,7 +166,8 @@ TEST(ModelConfig, ClearErrors) {
   j["msa_config"] = {{"router_layer_idx", "1,7"}};
   EXPECT_NE(error_of([&] { ModelConfig::from_json(j, "c.json"); }).find("'7'"), std::string::npos);
   j["msa_config"] = {{"bogus", 1}};
-  EXPECT_NE(error_of([&] { ModelConfig::from_json(j, "c.json"); }).find("unknown msa_config key"), std::string::npos);
+  EXPECT_NE(error_of([&] { ModelConfig::from_json(j, "c.json"); }).find("unknown key \"bogus\" in c.json msa_config"),
+            std::string::npos);
   j["msa_config"] = {{"head_reduce_method", "median"}};
   EXPECT_NE(error_of([&] { ModelConfig::from_json(j, "c.json"); }).find("head_reduce_method"), std::string::npos);
   EXPECT_NE(error_of([] { ModelConfig::load("/nonexistent/model"); }).find("/nonexistent/model"), std::string::npos);
