@@ -455,7 +455,23 @@ std::string known_tasks() {
 
 }  // namespace
 
-TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index) {
+namespace {
+// "a+b+..." (or a named mixture) as its task names.
+std::vector<std::string> task_parts(const std::string& task_or_mixture) {
+  std::string task = task_or_mixture;
+  if (auto named = kNamedMixtures.find(task); named != kNamedMixtures.end()) task = named->second;
+  std::vector<std::string> parts(1);
+  for (char c : task) {
+    if (c == '+')
+      parts.emplace_back();
+    else
+      parts.back().push_back(c);
+  }
+  return parts;
+}
+}  // namespace
+
+void validate_training_data(const TrainingDataConfig& cfg) {
   if (cfg.min_docs < 2 || cfg.max_docs < cfg.min_docs) throw Error("training data: need 2 <= min_docs <= max_docs");
   if (cfg.doc_words_min > cfg.doc_words) throw Error("training data: need doc_words_min <= doc_words");
   if (cfg.needle_position != "random" && cfg.needle_position != "end")
@@ -470,24 +486,20 @@ TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t inde
     throw Error("training data: max_doc_id must be 0 or at least max_docs");
   if (cfg.doc_id_range != "log_uniform" && cfg.doc_id_range != "uniform")
     throw Error("training data: doc_id_range must be log_uniform or uniform");
+  for (const auto& p : task_parts(cfg.task))
+    if (!kTasks.count(p))
+      throw Error("training data: unknown task '" + p + "'" + (p == cfg.task ? "" : " in mixture '" + cfg.task + "'") +
+                  " (" + known_tasks() + ")");
+}
+
+TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index) {
+  validate_training_data(cfg);
   std::mt19937_64 rng(fnv1a64(std::to_string(index), cfg.seed * 0x9E3779B97F4A7C15ULL + 7));
   const int ndocs = cfg.min_docs + static_cast<int>(draw(rng, cfg.max_docs - cfg.min_docs + 1));
   // A mixture "a+b+..." draws one of its tasks uniformly per sample; a task listed twice is drawn
   // twice as often.
-  std::string task = cfg.task;
-  if (auto named = kNamedMixtures.find(task); named != kNamedMixtures.end()) task = named->second;
-  std::vector<std::string> parts(1);
-  for (char c : task) {
-    if (c == '+')
-      parts.emplace_back();
-    else
-      parts.back().push_back(c);
-  }
-  for (const auto& p : parts)
-    if (!kTasks.count(p))
-      throw Error("training data: unknown task '" + p + "'" + (p == cfg.task ? "" : " in mixture '" + cfg.task + "'") +
-                  " (" + known_tasks() + ")");
-  if (parts.size() > 1) task = parts[draw(rng, parts.size())];
+  const std::vector<std::string> parts = task_parts(cfg.task);
+  const std::string& task = parts.size() > 1 ? parts[draw(rng, parts.size())] : parts[0];
   return kTasks.at(task)(rng, cfg, ndocs);
 }
 

@@ -102,7 +102,10 @@ struct TrainingDataConfig {
   uint64_t seed = 1;
 };
 
+// Throws Error for values no generator accepts (the trainer calls it at config load).
+void validate_training_data(const TrainingDataConfig& cfg);
 // Deterministic: sample(i) depends only on the config and i (so training resumes exactly).
+// Validates cfg first.
 TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index);
 
 }  // namespace msabench

@@ -87,6 +87,14 @@ class RecallAtK : public Metric {
   int k_;
 };
 
+// Fraction of the gold documents among `ids` (an unranked selection).
+template <class Ids>
+double recall_of_set(const std::vector<std::string>& gold, const Ids& ids) {
+  std::vector<ScoredDoc> r;
+  for (const auto& id : ids) r.push_back({id, 0.0});
+  return recall_at_k(gold, r, static_cast<int>(r.size()));
+}
+
 // Router recall: gold documents among those the MSA router selected (top-k of the routing layers).
 class RouterRecall : public Metric {
  public:
@@ -94,9 +102,7 @@ class RouterRecall : public Metric {
   std::string description() const override { return "fraction of gold documents in the router's top-k (MSA)"; }
   std::optional<double> score(const Query& q, const Answer& a) const override {
     if (q.gold_doc_ids.empty() || a.router_topk.empty()) return std::nullopt;
-    std::vector<ScoredDoc> r;
-    for (const auto& id : a.router_topk) r.push_back({id, 0.0});
-    return recall_at_k(q.gold_doc_ids, r, static_cast<int>(r.size()));
+    return recall_of_set(q.gold_doc_ids, a.router_topk);
   }
 };
 
@@ -120,9 +126,7 @@ class RouterRecallAnyCall : public Metric {
       for (const auto& id : (*last)["doc_ids"]) selected.insert(id.get<std::string>());
     }
     if (selected.empty()) return std::nullopt;
-    std::vector<ScoredDoc> r;
-    for (const auto& id : selected) r.push_back({id, 0.0});
-    return recall_at_k(q.gold_doc_ids, r, static_cast<int>(r.size()));
+    return recall_of_set(q.gold_doc_ids, selected);
   }
 };
 

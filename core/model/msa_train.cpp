@@ -528,11 +528,33 @@ void spread_id_embeddings(Qwen3Model& model, const TextTokenizer& tok, double sp
 }  // namespace
 
 namespace {
+json data_json(const TrainingDataConfig& d) {
+  return {{"task", d.task}, {"min_docs", d.min_docs}, {"max_docs", d.max_docs}, {"doc_words", d.doc_words},
+          {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"doc_id_range", d.doc_id_range}, {"needle_position", d.needle_position},
+          {"extra_questions", d.extra_questions}, {"per_hop_samples", d.per_hop_samples}, {"key_style", d.key_style}, {"max_distractors", d.max_distractors},
+          {"copy_min_len", d.copy_min_len}, {"copy_max_len", d.copy_max_len}, {"copy_max_lines", d.copy_max_lines},
+          {"copy_pairs", d.copy_pairs}, {"copy_gap_words", d.copy_gap_words},
+          {"seed", d.seed}};
+}
+
+json stage_json(const TrainConfig::DataStage& st) {
+  return {{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch},
+          {"objective", st.objective},   {"seq_len", st.seq_len},        {"warmup_steps", st.warmup_steps},
+          {"lr", st.lr},                 {"context_weight", st.context_weight},
+          {"documents_in_context", st.documents_in_context}};
+}
+
+// The keys a config object may have are the ones its writer emits (data_json, stage_json,
+// TrainConfig::to_json), so a new option is accepted once it is written, and only then.
+std::set<std::string> keys_of(const json& obj) {
+  std::set<std::string> keys;
+  for (auto it = obj.begin(); it != obj.end(); ++it) keys.insert(it.key());
+  return keys;
+}
+
 TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
-  require_known_keys(d, {"task", "min_docs", "max_docs", "doc_words", "doc_words_min", "max_doc_id", "doc_id_range",
-                          "needle_position", "key_style", "extra_questions", "per_hop_samples", "max_distractors", "copy_min_len",
-                          "copy_max_len", "copy_max_lines", "copy_pairs", "copy_gap_words", "seed"},
-                      "data");
+  static const std::set<std::string> known = keys_of(data_json(TrainingDataConfig{}));
+  require_known_keys(d, known, "data");
   c.task = d.value("task", c.task);
   c.min_docs = d.value("min_docs", c.min_docs);
   c.max_docs = d.value("max_docs", c.max_docs);
@@ -551,15 +573,8 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   c.copy_pairs = d.value("copy_pairs", c.copy_pairs);
   c.copy_gap_words = d.value("copy_gap_words", c.copy_gap_words);
   c.seed = d.value("seed", c.seed);
+  validate_training_data(c);  // at load, with the file named, not at the first sample of a stage
   return c;
-}
-json data_json(const TrainingDataConfig& d) {
-  return {{"task", d.task}, {"min_docs", d.min_docs}, {"max_docs", d.max_docs}, {"doc_words", d.doc_words},
-          {"doc_words_min", d.doc_words_min}, {"max_doc_id", d.max_doc_id}, {"doc_id_range", d.doc_id_range}, {"needle_position", d.needle_position},
-          {"extra_questions", d.extra_questions}, {"per_hop_samples", d.per_hop_samples}, {"key_style", d.key_style}, {"max_distractors", d.max_distractors},
-          {"copy_min_len", d.copy_min_len}, {"copy_max_len", d.copy_max_len}, {"copy_max_lines", d.copy_max_lines},
-          {"copy_pairs", d.copy_pairs}, {"copy_gap_words", d.copy_gap_words},
-          {"seed", d.seed}};
 }
 }  // namespace
 
@@ -591,14 +606,8 @@ int TrainConfig::batch_at(int64_t step) const {
 TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   TrainConfig c;
   try {
-    require_known_keys(j,
-                        {"model", "out_dir", "tokenizer", "init_from", "qk_norm_scale", "document_attention",
-                         "context_lm_weight", "id_lm_weight", "id_embedding_spread", "id_probe_weight",
-                         "id_attention_weight", "id_attention_target", "trainable", "data", "curriculum", "steps",
-                         "batch", "lr", "min_lr", "weight_decay", "clip_norm", "warmup_steps", "phase1_steps",
-                         "phase2_aux_weight", "aux_loss", "tau", "train_top_k", "save_every", "log_every", "seed",
-                         "threads", "max_seconds"},
-                        "the training config (every key: TrainConfig in core/model/msa_train.h)");
+    static const std::set<std::string> known = keys_of(TrainConfig{}.to_json());
+    require_known_keys(j, known, "the training config (every key: TrainConfig in core/model/msa_train.h)");
     if (!j.contains("model")) throw Error("missing \"model\" (a config.json-style object with model_type msa)");
     c.model = ModelConfig::from_json(j["model"], src + " model");
     if (!c.model.msa) throw Error("model.model_type must be \"msa\"");
@@ -618,9 +627,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     if (j.contains("curriculum")) {
       int64_t prev = 0;
       for (const auto& st : j.at("curriculum")) {
-        require_known_keys(st, {"until_step", "data", "batch", "objective", "seq_len", "warmup_steps", "lr",
-                                 "context_weight", "documents_in_context"},
-                            "a curriculum stage");
+        static const std::set<std::string> known_stage = keys_of(stage_json(DataStage{}));
+        require_known_keys(st, known_stage, "a curriculum stage");
         DataStage d{st.at("until_step").get<int64_t>(), parse_data(st.value("data", json::object()), c.data),
                     st.value("batch", j.value("batch", c.batch))};
         d.objective = st.value("objective", d.objective);
@@ -717,10 +725,7 @@ json TrainConfig::to_json() const {
           {"log_every", log_every}, {"seed", seed},           {"threads", threads},
           {"max_seconds", max_seconds}, {"curriculum", [this] {
              json a = json::array();
-             for (const auto& st : curriculum) a.push_back({{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch},
-                          {"objective", st.objective}, {"seq_len", st.seq_len}, {"warmup_steps", st.warmup_steps},
-                          {"lr", st.lr}, {"context_weight", st.context_weight},
-                          {"documents_in_context", st.documents_in_context}});
+             for (const auto& st : curriculum) a.push_back(stage_json(st));
              return a;
            }()}};
 }

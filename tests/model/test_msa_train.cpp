@@ -511,6 +511,15 @@ TEST(MsaTrain, ConfigErrorsNameTheFile) {
       EXPECT_NE(what.find("unknown key"), std::string::npos) << what;
     }
   }
+  // a bad data value is refused at load (with the file), not at the first sample of its stage
+  auto bad_value = good;
+  bad_value["curriculum"][0]["data"]["key_style"] = "letters";
+  try {
+    TrainConfig::from_json(bad_value, "value.json");
+    ADD_FAILURE() << "key_style letters accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("value.json"), std::string::npos) << e.what();
+  }
 }
 
 TEST(MsaTrain, MemoryDocumentIsItsThreePiecesInOrder) {
