@@ -279,13 +279,23 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
           s_tok = per_head.reshape({H, per_head.size(2), per_head.size(3)}).amax(0);
         }
         auto s_chunk = msa.query_reduce == Reduce::Mean ? s_tok.mean(0) : s_tok.amax(0);  // [C]
-        auto per_doc = s_chunk.index_select(0, gidx).view({N, maxc});
-        auto s_doc = msa.chunk_reduce == Reduce::Mean
-                         ? (per_doc * gok.to(torch::kFloat32)).sum(1) / gok.sum(1).to(torch::kFloat32).clamp_min(1)
-                         : per_doc.masked_fill(gok.logical_not(), kLowest).amax(1);
+        // soft max over routing tokens for the loss only (routing_token_temperature); selection
+        // below stays on the hard max, as in the engine. The same routing tokens score every
+        // chunk, so the soft max's count bias is one constant and cancels in the InfoNCE.
+        auto s_chunk_loss = s_chunk;
+        if (msa.query_reduce == Reduce::Max && cfg.routing_token_temperature > 0)
+          s_chunk_loss = torch::logsumexp(s_tok / cfg.routing_token_temperature, 0) * cfg.routing_token_temperature;
+        auto chunks_to_docs = [&](const torch::Tensor& sc) {
+          auto per_doc = sc.index_select(0, gidx).view({N, maxc});
+          return msa.chunk_reduce == Reduce::Mean
+                     ? (per_doc * gok.to(torch::kFloat32)).sum(1) / gok.sum(1).to(torch::kFloat32).clamp_min(1)
+                     : per_doc.masked_fill(gok.logical_not(), kLowest).amax(1);
+        };
+        auto s_doc = chunks_to_docs(s_chunk);
+        auto s_doc_loss = s_chunk_loss.is_same(s_chunk) ? s_doc : chunks_to_docs(s_chunk_loss);
         // aux: InfoNCE-decoupled, positives vs all negatives
         if (cfg.aux_loss) {
-          auto logits = s_doc / cfg.tau;
+          auto logits = s_doc_loss / cfg.tau;
           auto neg_mask = torch::ones({N}, torch::kBool);
           for (int p : t.positives) neg_mask[p] = false;
           auto mx = logits.max().detach();
@@ -664,6 +674,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.phase2_aux_weight = j.value("phase2_aux_weight", c.phase2_aux_weight);
     c.aux_loss = j.value("aux_loss", c.aux_loss);
     c.tau = j.value("tau", c.tau);
+    c.routing_token_temperature = j.value("routing_token_temperature", c.routing_token_temperature);
     c.train_top_k = j.value("train_top_k", c.train_top_k);
     c.save_every = j.value("save_every", c.save_every);
     c.log_every = j.value("log_every", c.log_every);
@@ -676,6 +687,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     throw Error(src + ": " + e.what());
   }
   if (c.context_lm_weight < 0) throw Error(src + ": context_lm_weight must be >= 0");
+  if (!(c.routing_token_temperature >= 0)) throw Error(src + ": routing_token_temperature must be >= 0 (0: hard max)");
   if (c.phase2_aux_weight < 0) throw Error(src + ": phase2_aux_weight must be >= 0");
   if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0 || c.id_attention_weight < 0)
     throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight and id_attention_weight must be >= 0");
@@ -721,7 +733,8 @@ json TrainConfig::to_json() const {
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
           {"warmup_steps", warmup_steps}, {"phase1_steps", phase1_steps}, {"phase2_aux_weight", phase2_aux_weight}, {"aux_loss", aux_loss},
-          {"tau", tau},           {"train_top_k", train_top_k}, {"save_every", save_every},
+          {"tau", tau},           {"routing_token_temperature", routing_token_temperature},
+          {"train_top_k", train_top_k}, {"save_every", save_every},
           {"log_every", log_every}, {"seed", seed},           {"threads", threads},
           {"max_seconds", max_seconds}, {"curriculum", [this] {
              json a = json::array();

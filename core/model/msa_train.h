@@ -120,6 +120,14 @@ struct TrainConfig {
   // naming and reading stay bit-identical. Needs msa_config.decouple_router.
   std::string trainable = "all";
   double tau = 0.1;
+  // > 0 (and query_reduce_method "max"): in the routing loss, the maximum over routing tokens
+  // becomes a soft maximum, t * logsumexp(s / t). The hard max passes gradient to one token per
+  // chunk; when that is a token every question shares (the instruction text, "special magic
+  // number"), it scores all needles alike and the key's tokens never get a gradient (sessions
+  // 16-17: multikey routing stuck at chance). Top-k selection and the engine keep the hard max.
+  // 0 = the paper's hard max. Tried at 0.05 in session 18: no effect on multikey routing
+  // (results/msa-small-copy/s18-soft/); kept as an option, not used by the shipped recipe.
+  double routing_token_temperature = 0;
   int train_top_k = 4;                 // documents attended per router layer during training
   int64_t save_every = 50, log_every = 10;
   uint64_t seed = 1;

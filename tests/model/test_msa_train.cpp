@@ -56,6 +56,18 @@ fs::path tmp(const std::string& n) {
   fs::remove_all(p);
   return p;
 }
+// Trains `c` for one step in a scratch folder and returns the step's log record.
+nlohmann::json first_step_record(TrainConfig c, const std::string& name) {
+  const auto dir = tmp(name);
+  c.out_dir = dir.string();
+  c.steps = 1;
+  train_msa(c, true);
+  std::ifstream log(dir / "log.jsonl");
+  std::string line;
+  EXPECT_TRUE(std::getline(log, line));
+  fs::remove_all(dir);
+  return nlohmann::json::parse(line);
+}
 }  // namespace
 
 TEST(MsaTrain, ResumeIsBitwiseEqualToAnUninterruptedRun) {
@@ -336,21 +348,14 @@ TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
 // loss is LM + w * aux for the weight given, it survives the JSON round trip, and < 0 is refused.
 TEST(MsaTrain, Phase2AuxWeightScalesTheRoutingLoss) {
   for (const double w : {0.1, 1.0}) {
-    auto dir = tmp("aux-weight");
-    TrainConfig c = tiny_train(dir.string());
-    c.steps = 1;
+    TrainConfig c = tiny_train("unused");
     c.phase1_steps = 0;
     c.phase2_aux_weight = w;
     EXPECT_EQ(TrainConfig::from_json(c.to_json(), "w.json").phase2_aux_weight, w);
-    train_msa(c, true);
-    std::ifstream log(dir / "log.jsonl");
-    std::string line;
-    ASSERT_TRUE(std::getline(log, line));
-    const auto rec = nlohmann::json::parse(line);
+    const auto rec = first_step_record(c, "aux-weight");
     const double lm = rec["lm_loss"].get<double>(), aux = rec["aux_loss"].get<double>();
     EXPECT_GT(aux, 0);
     EXPECT_NEAR(rec["loss"].get<double>(), lm + w * aux, 1e-4 * (lm + aux));
-    fs::remove_all(dir);
   }
   auto bad = tiny_train("unused").to_json();
   bad["phase2_aux_weight"] = -0.5;
@@ -362,22 +367,35 @@ TEST(MsaTrain, Phase2AuxWeightScalesTheRoutingLoss) {
 // loss of the same first step.
 TEST(MsaTrain, RoutingFollowsTheConfigsReductions) {
   auto first_aux = [](void (*edit)(MsaConfig&)) {
-    auto dir = tmp("reduce");
-    TrainConfig c = tiny_train(dir.string());
-    c.steps = 1;
+    TrainConfig c = tiny_train("unused");
     edit(*c.model.msa);
-    train_msa(c, true);
-    std::ifstream log(dir / "log.jsonl");
-    std::string line;
-    EXPECT_TRUE(std::getline(log, line));
-    fs::remove_all(dir);
-    return nlohmann::json::parse(line)["aux_loss"].get<double>();
+    return first_step_record(c, "reduce")["aux_loss"].get<double>();
   };
   const double base = first_aux(+[](MsaConfig&) {});
   EXPECT_GT(base, 0);
   for (auto edit : {+[](MsaConfig& m) { m.query_reduce = Reduce::Mean; }, +[](MsaConfig& m) { m.chunk_reduce = Reduce::Mean; },
                     +[](MsaConfig& m) { m.head_reduce = Reduce::Max; }})
     EXPECT_GT(std::abs(first_aux(edit) - base), 1e-6 * base);
+}
+
+// routing_token_temperature softens the max over routing tokens in the routing loss only: a tiny
+// temperature gives the hard max's loss back, a real one changes it, and the selection (router
+// top-1) stays on the hard max. Negative temperatures are refused.
+TEST(MsaTrain, RoutingTokenTemperatureSoftensOnlyTheLoss) {
+  auto first_step = [](double temperature) {
+    TrainConfig c = tiny_train("unused");
+    c.routing_token_temperature = temperature;
+    EXPECT_EQ(TrainConfig::from_json(c.to_json(), "t.json").routing_token_temperature, temperature);
+    return first_step_record(c, "soft-route");
+  };
+  const auto hard = first_step(0), nearly = first_step(1e-5), soft = first_step(0.5);
+  const double base = hard["aux_loss"].get<double>();
+  EXPECT_NEAR(nearly["aux_loss"].get<double>(), base, 1e-3 * base);
+  EXPECT_GT(std::abs(soft["aux_loss"].get<double>() - base), 1e-3 * base);
+  EXPECT_EQ(soft["router_top1"], hard["router_top1"]);
+  auto bad = tiny_train("unused").to_json();
+  bad["routing_token_temperature"] = -0.1;
+  EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
 }
 
 // trainable "router": only the decoupled router projections move; every other weight (naming,
