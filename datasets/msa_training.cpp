@@ -131,8 +131,10 @@ TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
   s.answer = std::to_string(1000000 + draw(rng, 9000000));
   const std::string needle = niah_needle_sentence("numbers", key, s.answer);
   if (cfg.needle_position == "random") s.documents[gold] = insert_sentence(rng, s.documents[gold], needle);
+  s.needle_keys.push_back({gold, key});
   for (size_t i = 1; i < kv.size(); ++i) {
     int d = static_cast<int>(draw(rng, ndocs));
+    s.needle_keys.push_back({d, kv[i]});
     s.documents[d] = insert_sentence(rng, s.documents[d],
                                      niah_needle_sentence("numbers", kv[i], std::to_string(1000000 + draw(rng, 9000000))));
   }
@@ -140,6 +142,7 @@ TrainingSample niah_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, 
   for (const auto& k : extra) {
     extra_values.push_back(std::to_string(1000000 + draw(rng, 9000000)));
     s.documents[gold] = insert_sentence(rng, s.documents[gold], niah_needle_sentence("numbers", k, extra_values.back()));
+    s.needle_keys.push_back({gold, k});
   }
   if (cfg.needle_position == "end") s.documents[gold] += " " + needle;  // after any distractor
   s.positives = {gold};

@@ -57,6 +57,13 @@ struct TrainingSample {
   std::string question;
   std::vector<TrainingSegment> response;  // after the response head <|im_start|>
   std::string answer;
+  // niah: every needle's document and key, the asked one first (read by the trainer's
+  // key_match_weight; the needle sentence holds "for KEY is:"). Empty for other tasks.
+  struct NeedleKey {
+    int document;
+    std::string key;
+  };
+  std::vector<NeedleKey> needle_keys;
 };
 
 struct TrainingDataConfig {

@@ -38,6 +38,11 @@ struct Tokenized {
   int64_t template_len = 0;
   std::vector<int> positives;
   std::vector<std::vector<int64_t>> doc_tag;  // per memory document: the tokens of its "[id]"
+  // niah with the documents in memory: the routing row (index among the role-0 tokens) of the
+  // question's last key token, and each needle's (document, position of its key's last token),
+  // the asked needle first. -1 / empty otherwise.
+  int64_t key_route_row = -1;
+  std::vector<std::pair<int, int64_t>> needle_key_end;
 };
 
 std::vector<int64_t> enc(const TextTokenizer& tok, const std::string& s) {
@@ -89,6 +94,19 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
       append(doc.closing_tag, -2, true);
       append(doc.end, -2, false);
     }
+  if (where == Documents::Memory && !s.needle_keys.empty()) {
+    // Token counts of text prefixes up to a key's end: positions that stay right for any
+    // tokenizer that does not merge across the key's end (bytes, bytes+ids).
+    auto last_token_of = [&](const std::string& text, const std::string& needle_key, const std::string& before) {
+      const auto at = text.find(before + needle_key);
+      if (at == std::string::npos) throw Error("training sample: key '" + needle_key + "' not found in its text");
+      return static_cast<int64_t>(enc(tok, text.substr(0, at + before.size() + needle_key.size())).size()) - 1;
+    };
+    t.key_route_row = last_token_of(interleave::routing_query(s.question), s.needle_keys[0].key, "for ");
+    for (const auto& n : s.needle_keys)
+      t.needle_key_end.emplace_back(
+          n.document, last_token_of(interleave::memory_document(s.ids[n.document], s.documents[n.document]), n.key, "for "));
+  }
   append(interleave::routing_query(s.question), 0, false);
   append(interleave::kTemplateTail, -2, false);
   append(interleave::kResponseHead, -1, false);
@@ -114,6 +132,10 @@ struct SampleLoss {
   torch::Tensor id_probe;  // mean CE of the last router layer's chunk values read out as their document's id
   torch::Tensor id_attention;  // -log of the memory's attention share at the id rows (TrainConfig::id_attention_weight)
   double id_probe_accuracy = 0;
+  // Key matching (TrainConfig::key_match_weight): mean over router layers of the InfoNCE of the
+  // question's key token over the needles' key chunks, and how often the asked needle's chunk won.
+  torch::Tensor key_match;
+  double key_match_top1 = -1;  // -1: not measured (no key-match term in this sample)
   // Greedy accuracy on the rows whose target is a token of a memory document's "[id]" (no delimiter);
   // -1 when the sample has none or no id option is on.
   double id_name_accuracy = -1;
@@ -217,7 +239,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   const int last_router = routers.back();
   auto hd = torch::embedding(m.embed_tokens, dids);
   auto ha = torch::embedding(m.embed_tokens, aids);
-  std::vector<torch::Tensor> aux_terms;
+  std::vector<torch::Tensor> aux_terms, key_match_terms;
+  double key_match_hits = 0;
   torch::Tensor id_probe = torch::zeros({});
   double id_probe_accuracy = 0;
   double recall_sum = 0;
@@ -293,6 +316,23 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
         };
         auto s_doc = chunks_to_docs(s_chunk);
         auto s_doc_loss = s_chunk_loss.is_same(s_chunk) ? s_doc : chunks_to_docs(s_chunk_loss);
+        if (cfg.key_match_weight > 0 && t.key_route_row >= 0) {
+          // The asked needle's key chunk against the other needles' key chunks, scored by the
+          // question's key token alone: a routing signal that only the key can carry (every
+          // needle shares the template). Chunks holding the asked key are not negatives.
+          const auto& ends = t.needle_key_end;
+          const int64_t gold_chunk = first_chunk[ends[0].first] + ends[0].second / P;
+          std::vector<int64_t> cols = {gold_chunk};
+          for (size_t j = 1; j < ends.size(); ++j) {
+            const int64_t col = first_chunk[ends[j].first] + ends[j].second / P;
+            if (col != gold_chunk && std::find(cols.begin(), cols.end(), col) == cols.end()) cols.push_back(col);
+          }
+          if (cols.size() > 1) {
+            auto row = s_tok[t.key_route_row].index_select(0, torch::tensor(cols, torch::kInt64)) / cfg.tau;
+            key_match_terms.push_back(-torch::log_softmax(row, 0)[0]);
+            key_match_hits += row.detach().argmax().item<int64_t>() == 0;
+          }
+        }
         // aux: InfoNCE-decoupled, positives vs all negatives
         if (cfg.aux_loss) {
           auto logits = s_doc_loss / cfg.tau;
@@ -402,6 +442,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   }
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
+  r.key_match = key_match_terms.empty() ? torch::zeros({}) : torch::stack(key_match_terms).mean();
+  if (!key_match_terms.empty()) r.key_match_top1 = key_match_hits / static_cast<double>(key_match_terms.size());
   r.router_recall = router_count ? recall_sum / router_count : 0;
   int64_t doc_tokens = 0;
   for (auto n : lengths) doc_tokens += n;
@@ -675,6 +717,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.aux_loss = j.value("aux_loss", c.aux_loss);
     c.tau = j.value("tau", c.tau);
     c.routing_token_temperature = j.value("routing_token_temperature", c.routing_token_temperature);
+    c.key_match_weight = j.value("key_match_weight", c.key_match_weight);
     c.train_top_k = j.value("train_top_k", c.train_top_k);
     c.save_every = j.value("save_every", c.save_every);
     c.log_every = j.value("log_every", c.log_every);
@@ -688,6 +731,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   }
   if (c.context_lm_weight < 0) throw Error(src + ": context_lm_weight must be >= 0");
   if (!(c.routing_token_temperature >= 0)) throw Error(src + ": routing_token_temperature must be >= 0 (0: hard max)");
+  if (!(c.key_match_weight >= 0)) throw Error(src + ": key_match_weight must be >= 0");
   if (c.phase2_aux_weight < 0) throw Error(src + ": phase2_aux_weight must be >= 0");
   if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0 || c.id_attention_weight < 0)
     throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight and id_attention_weight must be >= 0");
@@ -734,6 +778,7 @@ json TrainConfig::to_json() const {
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
           {"warmup_steps", warmup_steps}, {"phase1_steps", phase1_steps}, {"phase2_aux_weight", phase2_aux_weight}, {"aux_loss", aux_loss},
           {"tau", tau},           {"routing_token_temperature", routing_token_temperature},
+          {"key_match_weight", key_match_weight},
           {"train_top_k", train_top_k}, {"save_every", save_every},
           {"log_every", log_every}, {"seed", seed},           {"threads", threads},
           {"max_seconds", max_seconds}, {"curriculum", [this] {
@@ -831,6 +876,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   int64_t acc_id_attn_n = 0;
   double acc_id_name = 0;
   int64_t acc_id_name_n = 0;
+  double acc_key_match = 0, acc_key_match_top1 = 0;
+  int64_t acc_key_match_n = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -860,7 +907,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       if (cfg.id_lm_weight > 0) lm = lm + cfg.id_lm_weight * l.id_lm;
       if (cfg.id_probe_weight > 0) lm = lm + cfg.id_probe_weight * l.id_probe;
       if (cfg.id_attention_weight > 0) lm = lm + cfg.id_attention_weight * l.id_attention;
-      auto loss = (w_lm * lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux) / batch;
+      auto loss = (w_lm * lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux + cfg.key_match_weight * l.key_match) / batch;
       loss.backward();
       acc_loss += loss.item<double>() * batch;
       acc_lm += l.lm.item<double>();
@@ -873,6 +920,11 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_probe += l.id_probe.item<double>();
       acc_probe_acc += l.id_probe_accuracy;
       acc_id_attn_loss += l.id_attention.item<double>();
+      if (l.key_match_top1 >= 0) {
+        acc_key_match += l.key_match.item<double>();
+        acc_key_match_top1 += l.key_match_top1;
+        ++acc_key_match_n;
+      }
       if (l.id_name_accuracy >= 0) {
         acc_id_name += l.id_name_accuracy;
         ++acc_id_name_n;
@@ -911,6 +963,10 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       }
       if (cfg.id_attention_weight > 0) rec["id_attention_loss"] = acc_id_attn_loss / acc_n;
       if (acc_id_name_n > 0) rec["id_name_acc"] = acc_id_name / static_cast<double>(acc_id_name_n);
+      if (acc_key_match_n > 0) {
+        rec["key_match_loss"] = acc_key_match / static_cast<double>(acc_key_match_n);
+        rec["key_match_top1"] = acc_key_match_top1 / static_cast<double>(acc_key_match_n);
+      }
       if (acc_id_attn_n > 0) {
         for (auto& a : acc_id_attn) a /= static_cast<double>(acc_id_attn_n);
         rec["id_memory_attention"] = acc_id_attn;
@@ -932,6 +988,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_id_attn_n = 0;
       acc_id_name = 0;
       acc_id_name_n = 0;
+      acc_key_match = acc_key_match_top1 = 0;
+      acc_key_match_n = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

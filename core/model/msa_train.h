@@ -128,6 +128,13 @@ struct TrainConfig {
   // 0 = the paper's hard max. Tried at 0.05 in session 18: no effect on multikey routing
   // (results/msa-small-copy/s18-soft/); kept as an option, not used by the shipped recipe.
   double routing_token_temperature = 0;
+  // > 0: adds key_match_weight x an InfoNCE (temperature tau) at every router layer in which the
+  // question's last key token must score the asked needle's key chunk above the other needles' key
+  // chunks (niah samples with distractor needles or extra_questions; others add nothing). The
+  // document-level routing loss cannot say which routing token should carry the match, and with
+  // the max over tokens the template's tokens, alike for every needle, take it (sessions 16-18).
+  // Logged as key_match_loss and key_match_top1. 0 = off (the paper's objective).
+  double key_match_weight = 0;
   int train_top_k = 4;                 // documents attended per router layer during training
   int64_t save_every = 50, log_every = 10;
   uint64_t seed = 1;

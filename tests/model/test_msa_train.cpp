@@ -398,6 +398,49 @@ TEST(MsaTrain, RoutingTokenTemperatureSoftensOnlyTheLoss) {
   EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
 }
 
+// niah samples list every needle's document and key, the asked one first; key_match_weight adds
+// the key-token InfoNCE over the needles' key chunks, logged with its top-1 when a sample has
+// more than one needle; without distractors nothing is logged, and < 0 is refused.
+TEST(MsaTrain, KeyMatchLossScoresTheQuestionsKeyTokenAgainstEveryNeedle) {
+  TrainingDataConfig d;
+  d.min_docs = 4;
+  d.max_docs = 6;
+  d.max_distractors = 3;
+  d.extra_questions = 1;
+  for (uint64_t i = 0; i < 10; ++i) {
+    const auto s = make_training_sample(d, i);
+    ASSERT_GE(s.needle_keys.size(), 2u);
+    EXPECT_EQ(s.needle_keys[0].document, s.positives[0]);
+    EXPECT_NE(s.question.find("for " + s.needle_keys[0].key + " "), std::string::npos);
+    for (const auto& n : s.needle_keys)
+      EXPECT_NE(s.documents[n.document].find("for " + n.key + " is: "), std::string::npos) << n.key;
+  }
+  TrainConfig c = tiny_train("unused");
+  c.data.max_distractors = 3;
+  c.data.extra_questions = 1;
+  c.key_match_weight = 1;
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "k.json").key_match_weight, 1);
+  const auto on = first_step_record(c, "key-match");
+  ASSERT_TRUE(on.contains("key_match_loss"));
+  EXPECT_GT(on["key_match_loss"].get<double>(), 0);
+  EXPECT_GE(on["key_match_top1"].get<double>(), 0);
+  EXPECT_LE(on["key_match_top1"].get<double>(), 1);
+  // the weight enters the loss; the other terms of the first step are unchanged
+  c.key_match_weight = 0;
+  const auto off = first_step_record(c, "key-match-off");
+  EXPECT_FALSE(off.contains("key_match_loss"));
+  EXPECT_EQ(off["aux_loss"], on["aux_loss"]);
+  EXPECT_NEAR(on["loss"].get<double>() - off["loss"].get<double>(), on["key_match_loss"].get<double>(),
+              1e-4 * on["loss"].get<double>());
+  c.data.max_distractors = 0;
+  c.data.extra_questions = 0;
+  c.key_match_weight = 1;
+  EXPECT_FALSE(first_step_record(c, "key-match-one").contains("key_match_loss"));
+  auto bad = tiny_train("unused").to_json();
+  bad["key_match_weight"] = -1;
+  EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
+}
+
 // trainable "router": only the decoupled router projections move; every other weight (naming,
 // reading) stays bitwise as initialised.
 TEST(MsaTrain, RouterOnlyStageUpdatesTheRouterProjectionsOnly) {
