@@ -38,9 +38,9 @@ struct Tokenized {
   int64_t template_len = 0;
   std::vector<int> positives;
   std::vector<std::vector<int64_t>> doc_tag;  // per memory document: the tokens of its "[id]"
-  // niah with the documents in memory: the routing row (index among the role-0 tokens) of the
-  // question's last key token, and each needle's (document, position of its key's last token),
-  // the asked needle first. -1 / empty otherwise.
+  // Set by locate_keys (key_match_weight only): the routing row (index among the role-0 tokens)
+  // of the question's last key token, and each needle's (document, position of its key's last
+  // token), the asked needle first. -1 / empty otherwise.
   int64_t key_route_row = -1;
   std::vector<std::pair<int, int64_t>> needle_key_end;
 };
@@ -94,19 +94,6 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
       append(doc.closing_tag, -2, true);
       append(doc.end, -2, false);
     }
-  if (where == Documents::Memory && !s.needle_keys.empty()) {
-    // Token counts of text prefixes up to a key's end: positions that stay right for any
-    // tokenizer that does not merge across the key's end (bytes, bytes+ids).
-    auto last_token_of = [&](const std::string& text, const std::string& needle_key, const std::string& before) {
-      const auto at = text.find(before + needle_key);
-      if (at == std::string::npos) throw Error("training sample: key '" + needle_key + "' not found in its text");
-      return static_cast<int64_t>(enc(tok, text.substr(0, at + before.size() + needle_key.size())).size()) - 1;
-    };
-    t.key_route_row = last_token_of(interleave::routing_query(s.question), s.needle_keys[0].key, "for ");
-    for (const auto& n : s.needle_keys)
-      t.needle_key_end.emplace_back(
-          n.document, last_token_of(interleave::memory_document(s.ids[n.document], s.documents[n.document]), n.key, "for "));
-  }
   append(interleave::routing_query(s.question), 0, false);
   append(interleave::kTemplateTail, -2, false);
   append(interleave::kResponseHead, -1, false);
@@ -125,6 +112,25 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
   t.labels = std::move(shifted);
   t.positives = s.positives;
   return t;
+}
+
+// For key_match_weight only (a per-sample cost the other objectives do not pay): where the
+// question's last key token is among the routing rows, and where each needle's key ends in its
+// memory document. Token counts of text prefixes up to a key's end stay right for any tokenizer
+// that does not merge across the key's end (bytes, bytes+ids).
+void locate_keys(const TextTokenizer& tok, const TrainingSample& s, Tokenized& t) {
+  if (s.needle_keys.empty()) return;
+  auto last_token_of = [&](const std::string& text, const std::string& needle_key) {
+    const std::string before = "for ";  // niah_needle_sentence and niah_single_question: "for KEY "
+    const auto at = text.find(before + needle_key);
+    if (at == std::string::npos) throw Error("training sample: key '" + needle_key + "' not found in its text");
+    return static_cast<int64_t>(enc(tok, text.substr(0, at + before.size() + needle_key.size())).size()) - 1;
+  };
+  // The routing query is the first role-0 text, so its token index is its routing row.
+  t.key_route_row = last_token_of(interleave::routing_query(s.question), s.needle_keys[0].key);
+  for (const auto& n : s.needle_keys)
+    t.needle_key_end.emplace_back(n.document,
+                                  last_token_of(interleave::memory_document(s.ids[n.document], s.documents[n.document]), n.key));
 }
 
 struct SampleLoss {
@@ -902,7 +908,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     }
     for (int b = 0; b < (lm_stage ? 0 : batch); ++b) {
       TrainingSample s = make_training_sample(cfg.data_at(step), static_cast<uint64_t>(step) * batch + b);
-      SampleLoss l = sample_loss(model, opt, cfg, tokenize(*tok, s));
+      Tokenized t = tokenize(*tok, s);
+      if (cfg.key_match_weight > 0) locate_keys(*tok, s, t);
+      SampleLoss l = sample_loss(model, opt, cfg, t);
       auto lm = l.lm + cfg.context_lm_weight * l.context_lm;
       if (cfg.id_lm_weight > 0) lm = lm + cfg.id_lm_weight * l.id_lm;
       if (cfg.id_probe_weight > 0) lm = lm + cfg.id_probe_weight * l.id_probe;

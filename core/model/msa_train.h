@@ -126,7 +126,7 @@ struct TrainConfig {
   // number"), it scores all needles alike and the key's tokens never get a gradient (sessions
   // 16-17: multikey routing stuck at chance). Top-k selection and the engine keep the hard max.
   // 0 = the paper's hard max. Tried at 0.05 in session 18: no effect on multikey routing
-  // (results/msa-small-copy/s18-soft/); kept as an option, not used by the shipped recipe.
+  // (results/msa-small-copy/s19-keymatch/, soft1, km8); kept as an option, not used by the shipped recipe.
   double routing_token_temperature = 0;
   // > 0: adds key_match_weight x an InfoNCE (temperature tau) at every router layer in which the
   // question's last key token must score the asked needle's key chunk above the other needles' key
