@@ -176,7 +176,10 @@ int64_t stream_documents(SentenceSource& source, const std::vector<PlacedSentenc
     char idbuf[32];
     std::snprintf(idbuf, sizeof idbuf, "-d%05zu", num_docs++);
     Document d{corpus.id + idbuf, std::move(doc_text)};
-    for (PlacedSentence* p : in_doc) p->doc_id = d.id;
+    for (PlacedSentence* p : in_doc) {
+      p->doc_id = d.id;
+      p->doc_index = static_cast<int64_t>(num_docs - 1);
+    }
     corpus.tokens += doc_len;
     on_document(std::move(d));
     doc_text.clear();

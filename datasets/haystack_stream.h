@@ -17,6 +17,7 @@ struct PlacedSentence {
   std::string sentence;
   int64_t offset = 0;   // haystack token offset where it is inserted
   std::string doc_id;   // filled while the documents are built
+  int64_t doc_index = -1;  // the document's position in the corpus, filled likewise
 };
 
 // Streams haystack sentences until `budget` haystack tokens, inserting every placed sentence

@@ -10,6 +10,7 @@
 #include "core/text.h"
 #include "datasets/haystack.h"
 #include "datasets/niah.h"
+#include "datasets/pointer_chain.h"
 #include "datasets/twohop.h"
 
 namespace msabench {
@@ -184,6 +185,36 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
   }
   s.positives = {db};
   add_retrieval_round(s, da, /*naming_trained=*/false, /*injection_routes=*/true);
+  add_retrieval_round(s, db);
+  add_answer(s);
+  return s;
+}
+
+// A pointer chain (synth_pointer's sentence forms): the question's document holds only "... is
+// kept in document [j].", document j the number, every other document a decoy number. The
+// transcript names the first document (found by routing), reads it, names the second (copied from
+// the injected text), reads it and answers. The routing loss's positive is the first document
+// only: the question says nothing that tells the second from the decoys.
+TrainingSample pointer_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
+  TrainingSample s;
+  fill_documents(rng, cfg, ndocs, s);
+  const std::string key = needle_key(rng, cfg);
+  s.answer = std::to_string(1000000 + draw(rng, 9000000));
+  const int da = static_cast<int>(draw(rng, ndocs));
+  int db = static_cast<int>(draw(rng, ndocs - 1));
+  db += db >= da;
+  s.documents[da] = insert_sentence(rng, s.documents[da], pointer_fact(key, interleave::document_tag(s.ids[db])));
+  s.documents[db] = insert_sentence(rng, s.documents[db], pointer_value_fact(s.answer));
+  for (int k = 0; k < ndocs; ++k)  // decoy records: the target is told apart only by the pointer
+    if (k != da && k != db) {
+      std::string v;
+      do v = std::to_string(1000000 + draw(rng, 9000000));
+      while (v == s.answer);
+      s.documents[k] = insert_sentence(rng, s.documents[k], pointer_value_fact(v));
+    }
+  s.question = niah_single_question("number", key);
+  s.positives = {da};
+  add_retrieval_round(s, da);
   add_retrieval_round(s, db);
   add_answer(s);
   return s;
@@ -431,6 +462,7 @@ using Generator = TrainingSample (*)(std::mt19937_64&, const TrainingDataConfig&
 const std::map<std::string, Generator> kTasks = {
     {"niah", niah_sample},
     {"twohop", twohop_sample},
+    {"pointer", pointer_sample},
     {"repeat", MSABENCH_TASK(repeat_sample(rng, cfg, ndocs, false))},
     {"repeat_chars", MSABENCH_TASK(repeat_sample(rng, cfg, ndocs, true))},
     {"periodic", periodic_sample},

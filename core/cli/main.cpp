@@ -29,6 +29,7 @@
 #include "datasets/loaders.h"
 #include "datasets/scaling.h"
 #include "datasets/niah.h"
+#include "datasets/pointer_chain.h"
 #include "datasets/twohop.h"
 #include "metrics/calibration.h"
 #include "metrics/compare.h"
@@ -214,6 +215,8 @@ int cmd_run(RunArgs a) {
                 << t.num_queries << "\n";
     std::cout << "  " << kTwoHopTask << "  synthetic two-hop QA: \"A works with B.\" + \"B lives in C.\", "
               << TwoHopConfig{}.queries << " questions per memory\n";
+    std::cout << "  " << kPointerTask << "  synthetic pointer-chain two-hop QA: a NIAH question whose document "
+                 "names the record with the number (\"... is kept in document [j].\") among decoy records, 1 question per memory\n";
     std::cout << "  DIR  a dataset directory written by `msabench data make` (corpus.jsonl, queries.jsonl, meta.json)\n";
     std::cout << "suites: default, smoke, niah, rag\n";
     return 0;
@@ -261,6 +264,19 @@ int cmd_run(RunArgs a) {
       plan.push_back({b, cell});
     }
   };
+  // A generated multi-hop task: one cell per size, the generator's config from the run's flags.
+  auto add_generated = [&](const std::string& ds, auto cfg, auto make_generator, int queries_per_memory) {
+    for (int64_t size : sizes) {
+      cfg.target_tokens = size;
+      cfg.samples = a.samples;
+      cfg.seed = a.seed;
+      cfg.doc_tokens = a.doc_tokens;
+      auto gen = make_generator(cfg);
+      add_cells({ds, counter->label(), size, static_cast<size_t>(a.samples),
+                 [gen](size_t i) { return gen->sample(static_cast<int>(i)); }, gen->describe(),
+                 static_cast<double>(queries_per_memory)});
+    }
+  };
   for (const auto& ds : a.datasets) {
     if (is_niah_task(ds)) {
       for (int64_t size : sizes) {
@@ -277,17 +293,11 @@ int cmd_run(RunArgs a) {
                    [gen](size_t i) { return gen->sample(static_cast<int>(i)); }, gen->describe()});
       }
     } else if (ds == kTwoHopTask) {
-      for (int64_t size : sizes) {
-        TwoHopConfig cfg;
-        cfg.target_tokens = size;
-        cfg.samples = a.samples;
-        cfg.seed = a.seed;
-        cfg.doc_tokens = a.doc_tokens;
-        auto gen = std::make_shared<TwoHopGenerator>(cfg, *counter);
-        add_cells({ds, counter->label(), size, static_cast<size_t>(a.samples),
-                   [gen](size_t i) { return gen->sample(static_cast<int>(i)); }, gen->describe(),
-                   static_cast<double>(cfg.queries)});
-      }
+      add_generated(ds, TwoHopConfig{}, [&](const TwoHopConfig& c) { return std::make_shared<TwoHopGenerator>(c, *counter); },
+                    TwoHopConfig{}.queries);
+    } else if (ds == kPointerTask) {
+      add_generated(ds, PointerChainConfig{},
+                    [&](const PointerChainConfig& c) { return std::make_shared<PointerChainGenerator>(c, *counter); }, 1);
     } else if (fs::is_directory(ds)) {
       auto data = std::make_shared<Dataset>(load_dataset_dir(ds));
       loaded.push_back(data);
@@ -300,7 +310,7 @@ int cmd_run(RunArgs a) {
     } else {
       std::string known;
       for (const auto& t : niah_tasks()) known += " " + t.name;
-      known += std::string(" ") + kTwoHopTask;
+      known += std::string(" ") + kTwoHopTask + " " + kPointerTask;
       throw Error("dataset '" + ds + "' is neither a generated task (" + known.substr(1) +
                   ") nor a dataset directory");
     }

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/model/msa_train.h"
 #include "core/model/qwen3.h"
+#include "datasets/pointer_chain.h"
 
 namespace fs = std::filesystem;
 using namespace msabench;
@@ -644,6 +645,37 @@ TEST(MsaTrain, PerHopTwoHopSamplesRouteTheSecondHopByTheInjectedFact) {
   EXPECT_EQ(sum.steps_done, 2);
   EXPECT_TRUE(std::isfinite(sum.last_loss));
   fs::remove_all(dir);
+}
+
+TEST(MsaTrain, PointerSamplesNameTheSecondDocumentFromTheFirstsText) {
+  TrainingDataConfig d;
+  d.task = "pointer";
+  d.min_docs = 2;
+  d.max_docs = 6;
+  d.max_doc_id = 500;
+  for (uint64_t i = 0; i < 20; ++i) {
+    const auto s = make_training_sample(d, i);
+    EXPECT_EQ(s.documents, make_training_sample(d, i).documents);  // deterministic
+    ASSERT_EQ(s.positives.size(), 1u);  // routing finds the first document only
+    const int first = s.positives[0];
+    int second = -1;
+    for (size_t k = 0; k < s.documents.size(); ++k)
+      if (s.documents[k].find(pointer_value_fact(s.answer)) != std::string::npos) second = static_cast<int>(k);
+    ASSERT_GE(second, 0);
+    ASSERT_NE(second, first);
+    const std::string second_tag = interleave::document_tag(s.ids[second]);
+    EXPECT_EQ(second_tag, pointer_memory_tag(s.ids[second]));  // the eval dataset names documents the same way
+    EXPECT_NE(s.documents[first].find(" is kept in document " + second_tag + "."), std::string::npos);
+    EXPECT_EQ(s.documents[first].find(s.answer), std::string::npos);
+    std::vector<std::string> trained;
+    for (const auto& seg : s.response)
+      if (seg.trained) trained.push_back(seg.text);
+    ASSERT_EQ(trained.size(), 4u);
+    EXPECT_EQ(trained[0], interleave::document_tag(s.ids[first]) + "<|object_ref_end|>");
+    EXPECT_EQ(trained[1], second_tag + "<|object_ref_end|>");
+    EXPECT_EQ(trained[2], "<End-of-Retrieve>");
+    EXPECT_EQ(trained[3], "The answer to the question is: " + s.answer + "<|im_end|>");
+  }
 }
 
 TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {

@@ -1,0 +1,109 @@
+#include "datasets/pointer_chain.h"
+
+#include <algorithm>
+#include <random>
+
+#include "core/error.h"
+#include "core/text.h"
+#include "datasets/haystack.h"
+#include "datasets/haystack_stream.h"
+#include "datasets/niah.h"
+
+namespace msabench {
+
+std::string pointer_fact(const std::string& key, const std::string& tag) {
+  return "The special magic number for " + key + " is kept in document " + tag + ".";
+}
+std::string pointer_value_fact(const std::string& value) { return "The number kept in this document is: " + value + "."; }
+std::string pointer_memory_tag(int64_t i) { return "[" + std::to_string(i) + "]"; }
+
+PointerChainGenerator::PointerChainGenerator(PointerChainConfig cfg, const TokenCounter& counter)
+    : cfg_(std::move(cfg)), counter_(counter) {
+  if (cfg_.doc_tokens < 8) throw Error("synth_pointer: doc_tokens must be at least 8");
+  if (cfg_.haystack != "essay" && cfg_.haystack != "noise") throw Error("synth_pointer: haystack must be essay or noise");
+}
+
+MemoryCorpus PointerChainGenerator::sample(int index) const {
+  std::vector<Document> docs;
+  MemoryCorpus c = generate(index, [&](Document&& d) { docs.push_back(std::move(d)); });
+  c.documents = std::move(docs);
+  return c;
+}
+
+MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void(Document&&)>& on_document) const {
+  const std::string id = std::string(kPointerTask) + "-" + format_token_count(cfg_.target_tokens) + "-s" + std::to_string(index);
+  std::mt19937_64 rng(fnv1a64(id, cfg_.seed * 0x9E3779B97F4A7C15ULL + 3));
+  const std::string key = niah_word_key(rng());
+  const std::string value = std::to_string(1000000 + rng() % 9000000);
+  PlacedSentence pointer, target;
+  target.sentence = pointer_value_fact(value);
+  // Budget with the widest tag this memory can need (a document holds at least one token).
+  const int64_t facts = counter_.count(pointer_fact(key, pointer_memory_tag(cfg_.target_tokens))) + counter_.count(target.sentence);
+  // Decoys: about one value fact per document, so that the target looks like every other record
+  // and only the pointer tells it apart (without them a router that spots "is: NUMBER" finds it
+  // in one round). Same length as the target's sentence (7-digit values).
+  const int64_t decoy_len = counter_.count(target.sentence);
+  const int64_t decoys = std::max<int64_t>(0, (cfg_.target_tokens - facts) / (cfg_.doc_tokens + decoy_len) - 2);
+  const int64_t budget = cfg_.target_tokens - facts - decoys * decoy_len;
+  // The two facts must land in different documents: more than a document's worth of haystack apart.
+  if (budget < 2 * cfg_.doc_tokens + 2)
+    throw Error("synth_pointer: memory size " + std::to_string(cfg_.target_tokens) +
+                " is too small for two fact documents of " + std::to_string(cfg_.doc_tokens) + " tokens");
+  auto draw_offset = [&] { return static_cast<int64_t>(rng() % static_cast<uint64_t>(budget + 1)); };
+  pointer.offset = draw_offset();
+  do target.offset = draw_offset();
+  while (std::abs(target.offset - pointer.offset) <= cfg_.doc_tokens);
+  std::vector<PlacedSentence> decoy(static_cast<size_t>(decoys));
+  for (auto& d : decoy) {
+    std::string v;
+    do v = std::to_string(1000000 + rng() % 9000000);
+    while (v == value);
+    d.sentence = pointer_value_fact(v);
+    d.offset = draw_offset();
+  }
+  const size_t source_start = rng() % (1u << 30);
+  std::vector<PlacedSentence*> placed = {&pointer, &target};
+  for (auto& d : decoy) placed.push_back(&d);
+  std::stable_sort(placed.begin(), placed.end(), [](auto* x, auto* y) { return x->offset < y->offset; });
+
+  // The pointer names the target's corpus position, which its own length can shift when it comes
+  // first (a longer tag can push a sentence into the next document). Dry passes find the fixed point.
+  int64_t assumed = 0;
+  for (int pass = 0;; ++pass) {
+    if (pass == 8) throw Error("synth_pointer: the target document's position did not settle in " + id);
+    pointer.sentence = pointer_fact(key, pointer_memory_tag(assumed));
+    MemoryCorpus dry;
+    dry.id = id;
+    auto source = make_sentence_source(cfg_.haystack, source_start);
+    stream_documents(*source, placed, budget, cfg_.doc_tokens, counter_, dry, [](Document&&) {});
+    if (target.doc_index == assumed) break;
+    assumed = target.doc_index;
+  }
+  MemoryCorpus corpus;
+  corpus.id = id;
+  auto source = make_sentence_source(cfg_.haystack, source_start);
+  stream_documents(*source, placed, budget, cfg_.doc_tokens, counter_, corpus, on_document);
+  if (target.doc_index != assumed || pointer.doc_index == target.doc_index)
+    throw Error("synth_pointer: internal error placing the facts of " + id);
+
+  Query q;
+  q.id = id + "-q0";
+  q.text = niah_single_question("number", key);
+  q.answers = {value};
+  q.gold_doc_ids = {pointer.doc_id, target.doc_id};
+  q.meta = {{"task", kPointerTask},
+            {"hops", {{{"fact", pointer.sentence}, {"doc_id", pointer.doc_id}, {"doc_index", pointer.doc_index}},
+                      {{"fact", target.sentence}, {"doc_id", target.doc_id}, {"doc_index", target.doc_index}}}},
+            {"decoys", decoys},
+            {"answer_prefix", "The special magic number for " + key + " mentioned in the provided text is"}};
+  corpus.queries.push_back(std::move(q));
+  return corpus;
+}
+
+nlohmann::json PointerChainGenerator::describe() const {
+  return {{"generator", kPointerTask}, {"target_tokens", cfg_.target_tokens}, {"samples", cfg_.samples},
+          {"queries_per_memory", 1}, {"seed", cfg_.seed}, {"doc_tokens", cfg_.doc_tokens},
+          {"haystack", cfg_.haystack}, {"tokenizer", counter_.label()}};
+}
+
+}  // namespace msabench

@@ -1,0 +1,51 @@
+// Synthetic pointer-chain two-hop QA over a memory ("synth_pointer"): the question is a NIAH
+// question ("What is the special magic number for KEY ...?"), but the document that matches it
+// holds no number, only where the number is: "The special magic number for KEY is kept in document
+// [j]." Document j (by its memory id, the corpus position the interleave protocol names documents
+// by) holds "The number kept in this document is: VALUE.", and so does about every other document
+// (decoys, each with its own value). Nothing in the question tells the target from the decoys,
+// so a single retrieval round cannot reach it: the model has to read the first
+// document and name the second, which is what Memory Interleave's later rounds are for. One chain
+// per memory (a second chain would make the first hop a multikey lookup). The training data's
+// "pointer" task uses the same sentence forms (datasets/msa_training.cpp).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dataset.h"
+#include "core/tokenizer.h"
+
+namespace msabench {
+
+inline constexpr const char* kPointerTask = "synth_pointer";
+
+// Sentence forms. tag: the second document's "[id]" (interleave::document_tag).
+std::string pointer_fact(const std::string& key, const std::string& tag);
+std::string pointer_value_fact(const std::string& value);
+// The memory id of the document at corpus position i as text: "[i]".
+std::string pointer_memory_tag(int64_t i);
+
+struct PointerChainConfig {
+  int64_t target_tokens = 16384;  // memory size per sample (TokenCounter units)
+  int samples = 10;
+  uint64_t seed = 42;
+  int64_t doc_tokens = 512;
+  std::string haystack = "essay";  // essay | noise
+};
+
+class PointerChainGenerator {
+ public:
+  PointerChainGenerator(PointerChainConfig cfg, const TokenCounter& counter);
+  MemoryCorpus sample(int index) const;  // deterministic in (seed, target_tokens, index)
+  MemoryCorpus generate(int index, const std::function<void(Document&&)>& on_document) const;
+  nlohmann::json describe() const;
+
+ private:
+  PointerChainConfig cfg_;
+  const TokenCounter& counter_;
+};
+
+}  // namespace msabench
