@@ -191,28 +191,30 @@ TrainingSample twohop_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg
 }
 
 // A pointer chain (synth_pointer's sentence forms): the question's document holds only "... is
-// kept in document [j].", document j the number, every other document a decoy number. The
-// transcript names the first document (found by routing), reads it, names the second (copied from
-// the injected text), reads it and answers. The routing loss's positive is the first document
-// only: the question says nothing that tells the second from the decoys.
+// kept in document [j] under code NNNNNNN.", document j the word, every other document a decoy
+// word. The transcript names the first document (found by routing), reads it, names the second
+// (copied from the injected text), reads it and answers. The routing loss's positive is the first
+// document only: the question says nothing that tells the second from the decoys.
 TrainingSample pointer_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs) {
   TrainingSample s;
   fill_documents(rng, cfg, ndocs, s);
   const std::string key = needle_key(rng, cfg);
-  s.answer = std::to_string(1000000 + draw(rng, 9000000));
+  const std::string code = std::to_string(1000000 + draw(rng, 9000000));
+  auto word = [&] {
+    std::string w;
+    do w = niah_word_key(rng());
+    while (w == key || w == s.answer);
+    return w;
+  };
+  s.answer = word();
   const int da = static_cast<int>(draw(rng, ndocs));
   int db = static_cast<int>(draw(rng, ndocs - 1));
   db += db >= da;
-  s.documents[da] = insert_sentence(rng, s.documents[da], pointer_fact(key, interleave::document_tag(s.ids[db])));
+  s.documents[da] = insert_sentence(rng, s.documents[da], pointer_fact(key, code, interleave::document_tag(s.ids[db])));
   s.documents[db] = insert_sentence(rng, s.documents[db], pointer_value_fact(s.answer));
   for (int k = 0; k < ndocs; ++k)  // decoy records: the target is told apart only by the pointer
-    if (k != da && k != db) {
-      std::string v;
-      do v = std::to_string(1000000 + draw(rng, 9000000));
-      while (v == s.answer);
-      s.documents[k] = insert_sentence(rng, s.documents[k], pointer_value_fact(v));
-    }
-  s.question = niah_single_question("number", key);
+    if (k != da && k != db) s.documents[k] = insert_sentence(rng, s.documents[k], pointer_value_fact(word()));
+  s.question = pointer_question(key);
   s.positives = {da};
   add_retrieval_round(s, da);
   add_retrieval_round(s, db);

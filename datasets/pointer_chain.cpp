@@ -11,10 +11,11 @@
 
 namespace msabench {
 
-std::string pointer_fact(const std::string& key, const std::string& tag) {
-  return "The special magic number for " + key + " is kept in document " + tag + ".";
+std::string pointer_fact(const std::string& key, const std::string& code, const std::string& tag) {
+  return "The special magic word for " + key + " is kept in document " + tag + " under code " + code + ".";
 }
-std::string pointer_value_fact(const std::string& value) { return "The number kept in this document is: " + value + "."; }
+std::string pointer_value_fact(const std::string& word) { return "The word kept in this document is: " + word + "."; }
+std::string pointer_question(const std::string& key) { return niah_single_question("word", key); }
 std::string pointer_memory_tag(int64_t i) { return "[" + std::to_string(i) + "]"; }
 
 PointerChainGenerator::PointerChainGenerator(PointerChainConfig cfg, const TokenCounter& counter)
@@ -34,17 +35,28 @@ MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void
   const std::string id = std::string(kPointerTask) + "-" + format_token_count(cfg_.target_tokens) + "-s" + std::to_string(index);
   std::mt19937_64 rng(fnv1a64(id, cfg_.seed * 0x9E3779B97F4A7C15ULL + 3));
   const std::string key = niah_word_key(rng());
-  const std::string value = std::to_string(1000000 + rng() % 9000000);
+  const std::string code = std::to_string(1000000 + rng() % 9000000);
+  std::string value;
+  do value = niah_word_key(rng());
+  while (value == key);
   PlacedSentence pointer, target;
   target.sentence = pointer_value_fact(value);
   // Budget with the widest tag this memory can need (a document holds at least one token).
-  const int64_t facts = counter_.count(pointer_fact(key, pointer_memory_tag(cfg_.target_tokens))) + counter_.count(target.sentence);
+  const int64_t facts = counter_.count(pointer_fact(key, code, pointer_memory_tag(cfg_.target_tokens))) + counter_.count(target.sentence);
   // Decoys: about one value fact per document, so that the target looks like every other record
-  // and only the pointer tells it apart (without them a router that spots "is: NUMBER" finds it
-  // in one round). Same length as the target's sentence (7-digit values).
-  const int64_t decoy_len = counter_.count(target.sentence);
-  const int64_t decoys = std::max<int64_t>(0, (cfg_.target_tokens - facts) / (cfg_.doc_tokens + decoy_len) - 2);
-  const int64_t budget = cfg_.target_tokens - facts - decoys * decoy_len;
+  // and only the pointer tells it apart. The budget subtracts their actual lengths.
+  const int64_t decoys =
+      std::max<int64_t>(0, (cfg_.target_tokens - facts) / (cfg_.doc_tokens + counter_.count(target.sentence)) - 2);
+  std::vector<PlacedSentence> decoy(static_cast<size_t>(decoys));
+  int64_t decoy_tokens = 0;
+  for (auto& d : decoy) {
+    std::string w;
+    do w = niah_word_key(rng());
+    while (w == value || w == key);
+    d.sentence = pointer_value_fact(w);
+    decoy_tokens += counter_.count(d.sentence);
+  }
+  const int64_t budget = cfg_.target_tokens - facts - decoy_tokens;
   // The two facts must land in different documents: more than a document's worth of haystack apart.
   if (budget < 2 * cfg_.doc_tokens + 2)
     throw Error("synth_pointer: memory size " + std::to_string(cfg_.target_tokens) +
@@ -53,30 +65,32 @@ MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void
   pointer.offset = draw_offset();
   do target.offset = draw_offset();
   while (std::abs(target.offset - pointer.offset) <= cfg_.doc_tokens);
-  std::vector<PlacedSentence> decoy(static_cast<size_t>(decoys));
-  for (auto& d : decoy) {
-    std::string v;
-    do v = std::to_string(1000000 + rng() % 9000000);
-    while (v == value);
-    d.sentence = pointer_value_fact(v);
-    d.offset = draw_offset();
-  }
+  for (auto& d : decoy) d.offset = draw_offset();
   const size_t source_start = rng() % (1u << 30);
   std::vector<PlacedSentence*> placed = {&pointer, &target};
   for (auto& d : decoy) placed.push_back(&d);
   std::stable_sort(placed.begin(), placed.end(), [](auto* x, auto* y) { return x->offset < y->offset; });
 
   // The pointer names the target's corpus position, which its own length can shift when it comes
-  // first (a longer tag can push a sentence into the next document). Dry passes find the fixed point.
+  // first (a longer tag can push a sentence into the next document), and a decoy must not share a
+  // document with either fact (the target's document would hold two words). Dry passes, without
+  // writing anything, move colliding decoys a document further and settle the pointer.
   int64_t assumed = 0;
   for (int pass = 0;; ++pass) {
-    if (pass == 8) throw Error("synth_pointer: the target document's position did not settle in " + id);
-    pointer.sentence = pointer_fact(key, pointer_memory_tag(assumed));
+    if (pass == 16) throw Error("synth_pointer: the facts' documents did not settle in " + id);
+    pointer.sentence = pointer_fact(key, code, pointer_memory_tag(assumed));
     MemoryCorpus dry;
     dry.id = id;
     auto source = make_sentence_source(cfg_.haystack, source_start);
     stream_documents(*source, placed, budget, cfg_.doc_tokens, counter_, dry, [](Document&&) {});
-    if (target.doc_index == assumed) break;
+    bool moved = false;
+    for (auto& d : decoy)
+      if (d.doc_index == pointer.doc_index || d.doc_index == target.doc_index) {
+        d.offset = (d.offset + cfg_.doc_tokens) % (budget + 1);
+        moved = true;
+      }
+    if (moved) std::stable_sort(placed.begin(), placed.end(), [](auto* x, auto* y) { return x->offset < y->offset; });
+    if (!moved && target.doc_index == assumed) break;
     assumed = target.doc_index;
   }
   MemoryCorpus corpus;
@@ -88,14 +102,15 @@ MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void
 
   Query q;
   q.id = id + "-q0";
-  q.text = niah_single_question("number", key);
+  q.text = pointer_question(key);
   q.answers = {value};
   q.gold_doc_ids = {pointer.doc_id, target.doc_id};
   q.meta = {{"task", kPointerTask},
             {"hops", {{{"fact", pointer.sentence}, {"doc_id", pointer.doc_id}, {"doc_index", pointer.doc_index}},
                       {{"fact", target.sentence}, {"doc_id", target.doc_id}, {"doc_index", target.doc_index}}}},
             {"decoys", decoys},
-            {"answer_prefix", "The special magic number for " + key + " mentioned in the provided text is"}};
+            {"code", code},
+            {"answer_prefix", "The special magic word for " + key + " mentioned in the provided text is"}};
   corpus.queries.push_back(std::move(q));
   return corpus;
 }

@@ -1,13 +1,15 @@
-// Synthetic pointer-chain two-hop QA over a memory ("synth_pointer"): the question is a NIAH
-// question ("What is the special magic number for KEY ...?"), but the document that matches it
-// holds no number, only where the number is: "The special magic number for KEY is kept in document
-// [j]." Document j (by its memory id, the corpus position the interleave protocol names documents
-// by) holds "The number kept in this document is: VALUE.", and so does about every other document
-// (decoys, each with its own value). Nothing in the question tells the target from the decoys,
-// so a single retrieval round cannot reach it: the model has to read the first
-// document and name the second, which is what Memory Interleave's later rounds are for. One chain
-// per memory (a second chain would make the first hop a multikey lookup). The training data's
-// "pointer" task uses the same sentence forms (datasets/msa_training.cpp).
+// Synthetic pointer-chain two-hop QA over a memory ("synth_pointer"). The question is NIAH's
+// ("What is the special magic word for KEY mentioned in the provided text?"); the document that
+// matches it holds no word, only where it is: "The special magic word for KEY is kept in document
+// [j] under code NNNNNNN." Document j (by its memory id, the corpus position the interleave
+// protocol names documents by) holds "The word kept in this document is: WORD.", and so does
+// about every other document, each with its own word (decoys). Nothing in the question tells the
+// target from the decoys, so one retrieval round finds it only by chance: the model has to read
+// the first document and name the second, which is what Memory Interleave's later rounds are for.
+// The code makes the first document a needle in NIAH's sense (7 digits, which no other document
+// has), so the first hop is the NIAH task, and it is the wrong answer a one-hop reader gives.
+// One chain per memory (a second chain would make the first hop a multikey lookup). The training
+// data's "pointer" task uses the same sentence forms (datasets/msa_training.cpp).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -23,8 +25,9 @@ namespace msabench {
 inline constexpr const char* kPointerTask = "synth_pointer";
 
 // Sentence forms. tag: the second document's "[id]" (interleave::document_tag).
-std::string pointer_fact(const std::string& key, const std::string& tag);
-std::string pointer_value_fact(const std::string& value);
+std::string pointer_fact(const std::string& key, const std::string& code, const std::string& tag);
+std::string pointer_value_fact(const std::string& word);
+std::string pointer_question(const std::string& key);
 // The memory id of the document at corpus position i as text: "[i]".
 std::string pointer_memory_tag(int64_t i);
 

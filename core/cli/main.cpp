@@ -216,7 +216,8 @@ int cmd_run(RunArgs a) {
     std::cout << "  " << kTwoHopTask << "  synthetic two-hop QA: \"A works with B.\" + \"B lives in C.\", "
               << TwoHopConfig{}.queries << " questions per memory\n";
     std::cout << "  " << kPointerTask << "  synthetic pointer-chain two-hop QA: a NIAH question whose document "
-                 "names the record with the number (\"... is kept in document [j].\") among decoy records, 1 question per memory\n";
+                 "names the record with the word (\"... is kept in document [j] under code N.\") among decoy records, 1 question per "
+                 "memory\n";
     std::cout << "  DIR  a dataset directory written by `msabench data make` (corpus.jsonl, queries.jsonl, meta.json)\n";
     std::cout << "suites: default, smoke, niah, rag\n";
     return 0;

@@ -40,7 +40,7 @@ TEST(PointerChain, TheFirstDocumentPointsAtTheSecondsCorpusPosition) {
       EXPECT_EQ(c.documents[second].id, hops[1].at("doc_id").get<std::string>());
       EXPECT_EQ(q.gold_doc_ids, (std::vector<std::string>{c.documents[first].id, c.documents[second].id}));
       const std::string& a = c.documents[first].text;
-      EXPECT_NE(a.find("is kept in document " + pointer_memory_tag(second) + "."), std::string::npos) << a;
+      EXPECT_NE(a.find("is kept in document " + pointer_memory_tag(second) + " under code " + q.meta.at("code").get<std::string>() + "."), std::string::npos) << a;
       EXPECT_NE(c.documents[second].text.find(pointer_value_fact(q.answers.at(0))), std::string::npos);
       EXPECT_EQ(a.find(q.answers.at(0)), std::string::npos);
       // The key is in the question and the first document only.
@@ -53,9 +53,11 @@ TEST(PointerChain, TheFirstDocumentPointsAtTheSecondsCorpusPosition) {
         const std::string& t = c.documents[k].text;
         if (static_cast<int64_t>(k) != second) EXPECT_EQ(t.find(q.answers.at(0)), std::string::npos);
         int here = 0;
-        for (auto at = t.find("The number kept in this document is: "); at != std::string::npos; at = t.find("The number kept", at + 1))
+        for (auto at = t.find("The word kept in this document is: "); at != std::string::npos; at = t.find("The word kept", at + 1))
           ++here;
         records += here;
+        if (static_cast<int64_t>(k) == first) EXPECT_EQ(here, 0) << "no decoy in the pointer's document";
+        if (static_cast<int64_t>(k) == second) EXPECT_EQ(here, 1) << "the target's document holds one word";
         docs_with_records += here > 0;
       }
       EXPECT_EQ(records, q.meta.at("decoys").get<int>() + 1);
