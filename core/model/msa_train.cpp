@@ -34,6 +34,7 @@ struct Tokenized {
   std::vector<int64_t> labels;   // per active token: next-token target or -100
   std::vector<int64_t> context_labels;  // the same for system-written targets after the template (context LM)
   std::vector<uint8_t> id_target;  // per active token: its target is a token of a retrieval step "[i]..."
+  std::vector<uint8_t> later_step;  // per active token: ... of a trained retrieval step after the first trained one
   std::vector<uint8_t> answer_target;  // per active token: its target is a token of the answer value
   int64_t template_len = 0;
   std::vector<int> positives;
@@ -63,11 +64,13 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
       const auto tag = enc(tok, interleave::document_tag(s.ids[i]));
       t.doc_tag.push_back(tag);
     }
-  std::vector<uint8_t> in_id, in_answer;
+  std::vector<uint8_t> in_id, in_answer, in_later;
   std::vector<int64_t> context;
+  int retrieval_steps = 0;
   using Kind = TrainingSegment::Kind;
   auto append = [&](const std::string& text, int role, bool trained, Kind kind = Kind::Text) {
     const bool id_step = trained && kind == Kind::RetrievalStep;
+    const bool later = id_step && retrieval_steps++ > 0;
     const bool answer = trained && kind == Kind::Answer;
     // An answer is the protocol's "The answer to the question is: VALUE<|im_end|>" or a bare value
     // line (kv_direct); the value starts after the prefix and excludes the final token.
@@ -80,6 +83,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
       t.labels.push_back(trained ? ids[k] : -100);  // shifted below
       context.push_back(!trained && role != -2 ? ids[k] : -100);
       in_id.push_back(id_step);
+      in_later.push_back(later);
       in_answer.push_back(answer && static_cast<int64_t>(k) >= value_begin && k + 1 < ids.size());  // not <|im_end|>
     }
   };
@@ -102,11 +106,13 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
   std::vector<int64_t> shifted(t.labels.size(), -100);
   t.context_labels.assign(t.labels.size(), -100);
   t.id_target.assign(t.labels.size(), 0);
+  t.later_step.assign(t.labels.size(), 0);
   t.answer_target.assign(t.labels.size(), 0);
   for (size_t i = 0; i + 1 < t.labels.size(); ++i) {
     shifted[i] = t.labels[i + 1];
     t.context_labels[i] = context[i + 1];
     t.id_target[i] = in_id[i + 1];
+    t.later_step[i] = in_later[i + 1];
     t.answer_target[i] = in_answer[i + 1];
   }
   t.labels = std::move(shifted);
@@ -145,6 +151,7 @@ struct SampleLoss {
   // Greedy accuracy on the rows whose target is a token of a memory document's "[id]" (no delimiter);
   // -1 when the sample has none or no id option is on.
   double id_name_accuracy = -1;
+  double id_name_later_accuracy = -1;  // the same over trained retrieval steps after the first (-1: none)
   // Per router layer: softmax mass that the rows predicting a document id put on the gold document's
   // chunks (mean over heads and rows; 0 when the gold is not selected); empty when not measured.
   std::vector<double> id_memory_attention;
@@ -445,6 +452,10 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     std::vector<uint8_t> naming(t.labels.size(), 0);
     for (auto i : id_rows) naming[i] = 1;
     r.id_name_accuracy = masked_accuracy(logits, t.labels, naming);
+    // Later steps alone (hop 2 of pointer and twohop transcripts), which the mean above hides.
+    std::vector<uint8_t> later(t.labels.size(), 0);
+    for (auto i : id_rows) later[i] = t.later_step[i];
+    if (std::find(later.begin(), later.end(), 1) != later.end()) r.id_name_later_accuracy = masked_accuracy(logits, t.labels, later);
   }
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
@@ -880,8 +891,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0, acc_id_lm = 0, acc_probe = 0, acc_probe_acc = 0, acc_id_attn_loss = 0;
   std::vector<double> acc_id_attn;  // per router layer, summed over samples that measured it
   int64_t acc_id_attn_n = 0;
-  double acc_id_name = 0;
-  int64_t acc_id_name_n = 0;
+  double acc_id_name = 0, acc_id_name_later = 0;
+  int64_t acc_id_name_n = 0, acc_id_name_later_n = 0;
   double acc_key_match = 0, acc_key_match_top1 = 0;
   int64_t acc_key_match_n = 0;
   int64_t acc_tokens = 0, acc_n = 0;
@@ -937,6 +948,10 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         acc_id_name += l.id_name_accuracy;
         ++acc_id_name_n;
       }
+      if (l.id_name_later_accuracy >= 0) {
+        acc_id_name_later += l.id_name_later_accuracy;
+        ++acc_id_name_later_n;
+      }
       if (!l.id_memory_attention.empty()) {
         acc_id_attn.resize(l.id_memory_attention.size(), 0.0);
         for (size_t i = 0; i < acc_id_attn.size(); ++i) acc_id_attn[i] += l.id_memory_attention[i];
@@ -971,6 +986,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       }
       if (cfg.id_attention_weight > 0) rec["id_attention_loss"] = acc_id_attn_loss / acc_n;
       if (acc_id_name_n > 0) rec["id_name_acc"] = acc_id_name / static_cast<double>(acc_id_name_n);
+      if (acc_id_name_later_n > 0) rec["id_name_acc_later"] = acc_id_name_later / static_cast<double>(acc_id_name_later_n);
       if (acc_key_match_n > 0) {
         rec["key_match_loss"] = acc_key_match / static_cast<double>(acc_key_match_n);
         rec["key_match_top1"] = acc_key_match_top1 / static_cast<double>(acc_key_match_n);
@@ -994,8 +1010,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = acc_id_lm = acc_probe = acc_probe_acc = acc_id_attn_loss = 0;
       acc_id_attn.clear();
       acc_id_attn_n = 0;
-      acc_id_name = 0;
-      acc_id_name_n = 0;
+      acc_id_name = acc_id_name_later = 0;
+      acc_id_name_n = acc_id_name_later_n = 0;
       acc_key_match = acc_key_match_top1 = 0;
       acc_key_match_n = 0;
       acc_tokens = acc_n = 0;

@@ -676,6 +676,17 @@ TEST(MsaTrain, PointerSamplesNameTheSecondDocumentFromTheFirstsText) {
     EXPECT_EQ(trained[2], "<End-of-Retrieve>");
     EXPECT_EQ(trained[3], "The answer to the question is: " + s.answer + "<|im_end|>");
   }
+  // The trainer logs the second naming's accuracy apart (id_name_acc_later); niah transcripts,
+  // which name once, do not add the field.
+  TrainConfig c = tiny_train("unused");
+  c.data = d;
+  c.id_lm_weight = 1;
+  const auto rec = first_step_record(c, "pointer");
+  ASSERT_TRUE(rec.contains("id_name_acc_later")) << rec.dump();
+  EXPECT_GE(rec["id_name_acc_later"].get<double>(), 0.0);
+  EXPECT_LE(rec["id_name_acc_later"].get<double>(), 1.0);
+  c.data.task = "niah";
+  EXPECT_FALSE(first_step_record(c, "niah-once").contains("id_name_acc_later"));
 }
 
 TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
