@@ -62,34 +62,54 @@ MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void
     throw Error("synth_pointer: memory size " + std::to_string(cfg_.target_tokens) +
                 " is too small for two fact documents of " + std::to_string(cfg_.doc_tokens) + " tokens");
   auto draw_offset = [&] { return static_cast<int64_t>(rng() % static_cast<uint64_t>(budget + 1)); };
+  // Offsets more than a document apart usually give different documents; the passes below check.
+  auto draw_target = [&] {
+    do target.offset = draw_offset();
+    while (std::abs(target.offset - pointer.offset) <= cfg_.doc_tokens);
+  };
   pointer.offset = draw_offset();
-  do target.offset = draw_offset();
-  while (std::abs(target.offset - pointer.offset) <= cfg_.doc_tokens);
+  draw_target();
   for (auto& d : decoy) d.offset = draw_offset();
   const size_t source_start = rng() % (1u << 30);
-  std::vector<PlacedSentence*> placed = {&pointer, &target};
-  for (auto& d : decoy) placed.push_back(&d);
-  std::stable_sort(placed.begin(), placed.end(), [](auto* x, auto* y) { return x->offset < y->offset; });
+  std::vector<PlacedSentence*> placed;
+  auto place_all = [&] {
+    placed = {&pointer, &target};
+    for (auto& d : decoy)
+      if (!d.sentence.empty()) placed.push_back(&d);  // an empty sentence: a dropped decoy
+    std::stable_sort(placed.begin(), placed.end(), [](auto* x, auto* y) { return x->offset < y->offset; });
+  };
 
-  // The pointer names the target's corpus position, which its own length can shift when it comes
-  // first (a longer tag can push a sentence into the next document), and a decoy must not share a
-  // document with either fact (the target's document would hold two words). Dry passes, without
-  // writing anything, move colliding decoys a document further and settle the pointer.
+  // Sentences go in at the first sentence boundary at or after their offset, so where each lands
+  // is known only after streaming. Dry passes (nothing written) check and repair, deterministically:
+  // - the pointer and the target must be in different documents (else the target is redrawn);
+  // - no decoy may share a document with either (the target's would hold two words): redrawn for
+  //   a few passes, then dropped;
+  // - the pointer names the target's corpus position, which its own length can shift when it
+  //   comes first (a longer tag can push a sentence into the next document).
+  constexpr int kRedrawPasses = 8, kMaxPasses = 32;
   int64_t assumed = 0;
   for (int pass = 0;; ++pass) {
-    if (pass == 16) throw Error("synth_pointer: the facts' documents did not settle in " + id);
+    if (pass == kMaxPasses)
+      throw Error("synth_pointer: " + id + ": the pointer and the target did not settle in different documents in " +
+                  std::to_string(kMaxPasses) + " passes (memory " + std::to_string(cfg_.target_tokens) +
+                  " tokens, documents of " + std::to_string(cfg_.doc_tokens) + "); use a larger memory or smaller documents");
     pointer.sentence = pointer_fact(key, code, pointer_memory_tag(assumed));
+    place_all();
     MemoryCorpus dry;
     dry.id = id;
     auto source = make_sentence_source(cfg_.haystack, source_start);
     stream_documents(*source, placed, budget, cfg_.doc_tokens, counter_, dry, [](Document&&) {});
     bool moved = false;
+    if (pointer.doc_index == target.doc_index) {
+      draw_target();
+      moved = true;
+    }
     for (auto& d : decoy)
-      if (d.doc_index == pointer.doc_index || d.doc_index == target.doc_index) {
-        d.offset = (d.offset + cfg_.doc_tokens) % (budget + 1);
+      if (!d.sentence.empty() && (d.doc_index == pointer.doc_index || d.doc_index == target.doc_index)) {
+        if (pass < kRedrawPasses) d.offset = draw_offset();
+        else d.sentence.clear();
         moved = true;
       }
-    if (moved) std::stable_sort(placed.begin(), placed.end(), [](auto* x, auto* y) { return x->offset < y->offset; });
     if (!moved && target.doc_index == assumed) break;
     assumed = target.doc_index;
   }
@@ -97,8 +117,11 @@ MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void
   corpus.id = id;
   auto source = make_sentence_source(cfg_.haystack, source_start);
   stream_documents(*source, placed, budget, cfg_.doc_tokens, counter_, corpus, on_document);
-  if (target.doc_index != assumed || pointer.doc_index == target.doc_index)
-    throw Error("synth_pointer: internal error placing the facts of " + id);
+  if (target.doc_index != assumed || pointer.doc_index == target.doc_index)  // the last dry pass, repeated
+    throw Error("synth_pointer: " + id + ": the written memory differs from its dry run (pointer document " +
+                std::to_string(pointer.doc_index) + ", target " + std::to_string(target.doc_index) + ", named " +
+                std::to_string(assumed) + ")");
+  const int64_t decoys_placed = static_cast<int64_t>(placed.size()) - 2;
 
   Query q;
   q.id = id + "-q0";
@@ -108,7 +131,7 @@ MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void
   q.meta = {{"task", kPointerTask},
             {"hops", {{{"fact", pointer.sentence}, {"doc_id", pointer.doc_id}, {"doc_index", pointer.doc_index}},
                       {{"fact", target.sentence}, {"doc_id", target.doc_id}, {"doc_index", target.doc_index}}}},
-            {"decoys", decoys},
+            {"decoys", decoys_placed},
             {"code", code},
             {"answer_prefix", "The special magic word for " + key + " mentioned in the provided text is"}};
   corpus.queries.push_back(std::move(q));

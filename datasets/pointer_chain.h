@@ -6,8 +6,8 @@
 // about every other document, each with its own word (decoys). Nothing in the question tells the
 // target from the decoys, so one retrieval round finds it only by chance: the model has to read
 // the first document and name the second, which is what Memory Interleave's later rounds are for.
-// The code makes the first document a needle in NIAH's sense (7 digits, which no other document
-// has), so the first hop is the NIAH task, and it is the wrong answer a one-hop reader gives.
+// The code makes the first document a needle in NIAH's sense (a 7-digit number, which no other
+// document has), so the first hop is the NIAH task, and it is the wrong answer a one-hop reader gives.
 // One chain per memory (a second chain would make the first hop a multikey lookup). The training
 // data's "pointer" task uses the same sentence forms (datasets/msa_training.cpp).
 #pragma once

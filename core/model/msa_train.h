@@ -15,6 +15,8 @@
 
 namespace msabench {
 
+class TextTokenizer;
+
 struct TrainConfig {
   std::string out_dir;                 // checkpoint/, log.jsonl
   ModelConfig model;                   // architecture (model_type msa)
@@ -174,6 +176,10 @@ struct CopyProbe {
   std::vector<std::pair<std::string, std::string>> examples;  // (gold, generated), first few
 };
 CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples);
+
+// The target tokens that id_name_acc_later scores for one sample, as the trainer tokenizes it: the
+// "[id]" tokens of its trained retrieval steps after the first. Exposed for tests.
+std::vector<int64_t> later_naming_targets(const TextTokenizer& tok, const TrainingSample& s);
 
 // Writes the latest checkpoint as a shippable model (bf16 weights, config, tokenizer spec).
 void export_trained_model(const std::string& out_dir, const std::string& model_dir);

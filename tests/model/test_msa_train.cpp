@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/model/msa_train.h"
 #include "core/model/qwen3.h"
+#include "core/tokenizer/text_tokenizer.h"
 #include "datasets/pointer_chain.h"
 
 namespace fs = std::filesystem;
@@ -676,8 +677,28 @@ TEST(MsaTrain, PointerSamplesNameTheSecondDocumentFromTheFirstsText) {
     EXPECT_EQ(trained[2], "<End-of-Retrieve>");
     EXPECT_EQ(trained[3], "The answer to the question is: " + s.answer + "<|im_end|>");
   }
-  // The trainer logs the second naming's accuracy apart (id_name_acc_later); niah transcripts,
-  // which name once, do not add the field.
+  // id_name_acc_later scores exactly the second naming's id: pointer and joint twohop samples
+  // have one, niah samples none.
+  const auto tok = load_tokenizer("bytes+ids:4096");
+  for (uint64_t i = 0; i < 5; ++i) {
+    const auto s = make_training_sample(d, i);
+    int second = -1;
+    for (size_t k = 0; k < s.documents.size(); ++k)
+      if (s.documents[k].find(pointer_value_fact(s.answer)) != std::string::npos) second = static_cast<int>(k);
+    const auto targets = later_naming_targets(*tok, s);
+    ASSERT_EQ(targets.size(), 1u);
+    EXPECT_EQ(tok->decode(std::vector<int32_t>(targets.begin(), targets.end())), interleave::document_tag(s.ids[second]));
+  }
+  TrainingDataConfig two = d;
+  two.task = "twohop";
+  const auto joint = make_training_sample(two, 0);
+  const auto targets = later_naming_targets(*tok, joint);
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(tok->decode(std::vector<int32_t>(targets.begin(), targets.end())), interleave::document_tag(joint.ids[joint.positives[1]]));
+  TrainingDataConfig niah = d;
+  niah.task = "niah";
+  EXPECT_TRUE(later_naming_targets(*tok, make_training_sample(niah, 0)).empty());
+  // and the trainer logs it (niah transcripts, which name once, do not add the field)
   TrainConfig c = tiny_train("unused");
   c.data = d;
   c.id_lm_weight = 1;
