@@ -494,8 +494,11 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   std::vector<uint8_t> answer, context, id_step;
   for (uint64_t idx = first_index; static_cast<int64_t>(ids.size()) < n; ++idx) {
     Tokenized t = tokenize(tok, make_training_sample(st.data, idx), docs);
+    std::set<int64_t> seen;  // tokens of this transcript up to the current row (train_seen_ids)
     for (size_t i = 0; i < t.active.size(); ++i) {
-      const bool masked_id = t.id_target[i] && docs == Documents::None;  // needs the memory
+      if (st.train_seen_ids) seen.insert(t.active[i]);
+      // Without the documents an id step needs the memory, unless its token is already in the text.
+      const bool masked_id = t.id_target[i] && docs == Documents::None && !(st.train_seen_ids && seen.count(t.labels[i]));
       ids.push_back(t.active[i]);
       labels.push_back(masked_id ? -100 : t.labels[i] != -100 ? t.labels[i] : t.context_labels[i]);
       answer.push_back(t.answer_target[i]);
@@ -624,7 +627,7 @@ json stage_json(const TrainConfig::DataStage& st) {
   return {{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch},
           {"objective", st.objective},   {"seq_len", st.seq_len},        {"warmup_steps", st.warmup_steps},
           {"lr", st.lr},                 {"context_weight", st.context_weight},
-          {"documents_in_context", st.documents_in_context}};
+          {"documents_in_context", st.documents_in_context}, {"train_seen_ids", st.train_seen_ids}};
 }
 
 // The keys a config object may have are the ones its writer emits (data_json, stage_json,
@@ -720,6 +723,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
         d.lr = st.value("lr", d.lr);
         d.context_weight = st.value("context_weight", d.context_weight);
         d.documents_in_context = st.value("documents_in_context", d.documents_in_context);
+        d.train_seen_ids = st.value("train_seen_ids", d.train_seen_ids);
+        if (d.train_seen_ids && (d.objective != "lm" || d.documents_in_context))
+          throw Error("curriculum: train_seen_ids needs objective lm without documents_in_context");
         if (d.documents_in_context && d.objective != "lm")
           throw Error("curriculum: documents_in_context needs objective lm (the msa objective reads documents from memory)");
         if (d.context_weight < 0) throw Error("curriculum: context_weight must be >= 0");

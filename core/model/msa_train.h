@@ -67,6 +67,10 @@ struct TrainConfig {
     // document that holds the key, with the document in plain view, needs the circuit that writes
     // each document's id into its tokens, which the "msa" objective then reads from pooled chunks.
     bool documents_in_context = false;
+    // "lm" objective without documents: train the "[id]" step tokens that already occurred in the
+    // transcript (a pointer hop's id, copied from the injected text) instead of masking every
+    // "[id]" step (the first names a document only the memory shows).
+    bool train_seen_ids = false;
     int64_t from_step = 0;  // the previous stage's until_step (derived)
   };
   std::vector<DataStage> curriculum;

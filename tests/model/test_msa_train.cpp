@@ -708,6 +708,28 @@ TEST(MsaTrain, PointerSamplesNameTheSecondDocumentFromTheFirstsText) {
   EXPECT_LE(rec["id_name_acc_later"].get<double>(), 1.0);
   c.data.task = "niah";
   EXPECT_FALSE(first_step_record(c, "niah-once").contains("id_name_acc_later"));
+  // An "lm" stage with train_seen_ids trains the pointer hop's id, which is in the injected text:
+  // the first step's loss changes. NIAH's one id is not in its text, so there nothing changes.
+  c.tokenizer = "bytes+ids:500";
+  c.model.vocab_size = 262 + 500;
+  TrainConfig::DataStage lm;
+  lm.until_step = 1;
+  lm.objective = "lm";
+  lm.seq_len = 512;
+  lm.context_weight = 0;
+  for (const char* task : {"pointer", "niah"}) {
+    lm.data = d;
+    lm.data.task = task;
+    c.curriculum = {lm};
+    const double masked = first_step_record(c, std::string("lm-") + task)["lm_loss"].get<double>();
+    c.curriculum[0].train_seen_ids = true;
+    const double seen = first_step_record(c, std::string("lm-seen-") + task)["lm_loss"].get<double>();
+    if (std::string(task) == "pointer") EXPECT_NE(seen, masked);
+    else EXPECT_EQ(seen, masked);
+  }
+  auto bad = c.to_json();
+  bad["curriculum"][0]["objective"] = "msa";
+  EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
 }
 
 TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
