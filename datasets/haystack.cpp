@@ -164,6 +164,13 @@ std::unique_ptr<SentenceSource> make_sentence_source(const std::string& kind, si
   throw Error("unknown haystack '" + kind + "' (noise, essay; needle via make_needle_source)");
 }
 
+MemoryCorpus collect_documents(const std::function<MemoryCorpus(const std::function<void(Document&&)>&)>& generate) {
+  std::vector<Document> docs;
+  MemoryCorpus corpus = generate([&](Document&& d) { docs.push_back(std::move(d)); });
+  corpus.documents = std::move(docs);
+  return corpus;
+}
+
 int64_t stream_documents(SentenceSource& source, const std::vector<PlacedSentence*>& by_offset, int64_t budget,
                          int64_t doc_tokens, const TokenCounter& counter, MemoryCorpus& corpus,
                          const std::function<void(Document&&)>& on_document) {

@@ -28,4 +28,8 @@ int64_t stream_documents(SentenceSource& source, const std::vector<PlacedSentenc
                          int64_t doc_tokens, const TokenCounter& counter, MemoryCorpus& corpus,
                          const std::function<void(Document&&)>& on_document);
 
+// A generator's whole memory in RAM (the generators' sample()): runs generate with a sink that keeps
+// every document and returns the corpus with them.
+MemoryCorpus collect_documents(const std::function<MemoryCorpus(const std::function<void(Document&&)>&)>& generate);
+
 }  // namespace msabench

@@ -16,7 +16,6 @@
 namespace msabench {
 
 namespace interleave {
-std::string document_tag(int64_t id) { return "[" + std::to_string(id) + "]"; }
 MemoryDocumentPieces memory_document_pieces(int64_t id, const std::string& text) {
   const std::string tag = document_tag(id);
   return {"<|im_start|>" + tag + ". " + text, tag, kImEnd};

@@ -21,8 +21,9 @@ inline constexpr const char* kObjectRefEnd = "<|object_ref_end|>";
 inline constexpr const char* kEndOfRetrieve = "<End-of-Retrieve>";
 inline constexpr const char* kAnswerPrefix = "The answer to the question is: ";
 inline constexpr const char* kImEnd = "<|im_end|>";
-// "[i]": how a document is named (one token with the bytes+ids tokenizer)
-std::string document_tag(int64_t id);
+// "[i]": how a document is named (one token with the bytes+ids tokenizer). Inline, so that the
+// datasets library (synth_pointer) names documents the same way without linking the trainer's data.
+inline std::string document_tag(int64_t id) { return "[" + std::to_string(id) + "]"; }
 // "<|im_start|>[i]. TEXT[i]<|im_end|>"
 std::string memory_document(int64_t id, const std::string& text);
 // The same document as its three pieces (they concatenate to memory_document): the head and text

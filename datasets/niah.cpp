@@ -112,10 +112,7 @@ std::string NiahGenerator::corpus_id(int index) const {
 }
 
 MemoryCorpus NiahGenerator::sample(int index) const {
-  std::vector<Document> docs;
-  MemoryCorpus corpus = generate(index, [&](Document&& d) { docs.push_back(std::move(d)); });
-  corpus.documents = std::move(docs);
-  return corpus;
+  return collect_documents([&](const auto& sink) { return generate(index, sink); });
 }
 
 MemoryCorpus NiahGenerator::generate(int index, const std::function<void(Document&&)>& on_document) const {

@@ -7,6 +7,7 @@
 #include "core/text.h"
 #include "datasets/haystack.h"
 #include "datasets/haystack_stream.h"
+#include "datasets/msa_training.h"
 #include "datasets/niah.h"
 
 namespace msabench {
@@ -16,7 +17,6 @@ std::string pointer_fact(const std::string& key, const std::string& code, const 
 }
 std::string pointer_value_fact(const std::string& word) { return "The word kept in this document is: " + word + "."; }
 std::string pointer_question(const std::string& key) { return niah_single_question("word", key); }
-std::string pointer_memory_tag(int64_t i) { return "[" + std::to_string(i) + "]"; }
 
 PointerChainGenerator::PointerChainGenerator(PointerChainConfig cfg, const TokenCounter& counter)
     : cfg_(std::move(cfg)), counter_(counter) {
@@ -25,10 +25,7 @@ PointerChainGenerator::PointerChainGenerator(PointerChainConfig cfg, const Token
 }
 
 MemoryCorpus PointerChainGenerator::sample(int index) const {
-  std::vector<Document> docs;
-  MemoryCorpus c = generate(index, [&](Document&& d) { docs.push_back(std::move(d)); });
-  c.documents = std::move(docs);
-  return c;
+  return collect_documents([&](const auto& sink) { return generate(index, sink); });
 }
 
 MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void(Document&&)>& on_document) const {
@@ -42,7 +39,7 @@ MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void
   PlacedSentence pointer, target;
   target.sentence = pointer_value_fact(value);
   // Budget with the widest tag this memory can need (a document holds at least one token).
-  const int64_t facts = counter_.count(pointer_fact(key, code, pointer_memory_tag(cfg_.target_tokens))) + counter_.count(target.sentence);
+  const int64_t facts = counter_.count(pointer_fact(key, code, interleave::document_tag(cfg_.target_tokens))) + counter_.count(target.sentence);
   // Decoys: about one value fact per document, so that the target looks like every other record
   // and only the pointer tells it apart. The budget subtracts their actual lengths.
   const int64_t decoys =
@@ -93,7 +90,7 @@ MemoryCorpus PointerChainGenerator::generate(int index, const std::function<void
       throw Error("synth_pointer: " + id + ": the pointer and the target did not settle in different documents in " +
                   std::to_string(kMaxPasses) + " passes (memory " + std::to_string(cfg_.target_tokens) +
                   " tokens, documents of " + std::to_string(cfg_.doc_tokens) + "); use a larger memory or smaller documents");
-    pointer.sentence = pointer_fact(key, code, pointer_memory_tag(assumed));
+    pointer.sentence = pointer_fact(key, code, interleave::document_tag(assumed));
     place_all();
     MemoryCorpus dry;
     dry.id = id;

@@ -24,12 +24,10 @@ namespace msabench {
 
 inline constexpr const char* kPointerTask = "synth_pointer";
 
-// Sentence forms. tag: the second document's "[id]" (interleave::document_tag).
+// Sentence forms. tag: the second document's "[id]" (interleave::document_tag of its corpus position).
 std::string pointer_fact(const std::string& key, const std::string& code, const std::string& tag);
 std::string pointer_value_fact(const std::string& word);
 std::string pointer_question(const std::string& key);
-// The memory id of the document at corpus position i as text: "[i]".
-std::string pointer_memory_tag(int64_t i);
 
 struct PointerChainConfig {
   int64_t target_tokens = 16384;  // memory size per sample (TokenCounter units)

@@ -41,11 +41,7 @@ TwoHopGenerator::TwoHopGenerator(TwoHopConfig cfg, const TokenCounter& counter) 
 }
 
 MemoryCorpus TwoHopGenerator::sample(int index) const {
-  MemoryCorpus c;
-  std::vector<Document> docs;
-  c = generate(index, [&](Document&& d) { docs.push_back(std::move(d)); });
-  c.documents = std::move(docs);
-  return c;
+  return collect_documents([&](const auto& sink) { return generate(index, sink); });
 }
 
 MemoryCorpus TwoHopGenerator::generate(int index, const std::function<void(Document&&)>& on_document) const {

@@ -121,13 +121,13 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
 }
 
 // Rows whose target is a token of a memory document's "[id]" inside a trained retrieval step (what
-// id_name_acc scores); later_only: of the steps after the first trained one (id_name_acc_later).
-std::vector<int64_t> naming_rows(const Tokenized& t, bool later_only) {
+// id_name_acc scores; those with t.later_step set are what id_name_acc_later scores).
+std::vector<int64_t> naming_rows(const Tokenized& t) {
   std::set<int64_t> tag_tokens;
   for (const auto& tag : t.doc_tag) tag_tokens.insert(tag.begin(), tag.end());
   std::vector<int64_t> rows;
   for (size_t i = 0; i < t.labels.size(); ++i)
-    if (t.id_target[i] && tag_tokens.count(t.labels[i]) && (!later_only || t.later_step[i])) rows.push_back(static_cast<int64_t>(i));
+    if (t.id_target[i] && tag_tokens.count(t.labels[i])) rows.push_back(static_cast<int64_t>(i));
   return rows;
 }
 
@@ -270,7 +270,7 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   double recall_sum = 0;
   int router_count = 0;
   std::vector<int64_t> id_rows;  // rows whose target is a document id token (measured with the id options)
-  if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0) id_rows = naming_rows(t, false);
+  if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0) id_rows = naming_rows(t);
   std::vector<double> id_memory_attention;
   std::vector<torch::Tensor> id_attention_terms;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -461,8 +461,9 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     // Later steps alone (hop 2 of pointer and joint twohop transcripts), which the mean above hides.
     // A per-hop twohop sample trains hop 2 only, which is then its first trained step.
     std::vector<uint8_t> later(t.labels.size(), 0);
-    for (auto i : naming_rows(t, true)) later[i] = 1;
-    if (std::find(later.begin(), later.end(), 1) != later.end()) r.id_name_later_accuracy = masked_accuracy(logits, t.labels, later);
+    bool any_later = false;
+    for (auto i : id_rows) any_later |= (later[i] = t.later_step[i]) != 0;
+    if (any_later) r.id_name_later_accuracy = masked_accuracy(logits, t.labels, later);
   }
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
@@ -609,7 +610,8 @@ void spread_id_embeddings(Qwen3Model& model, const TextTokenizer& tok, double sp
 std::vector<int64_t> later_naming_targets(const TextTokenizer& tok, const TrainingSample& s) {
   const Tokenized t = tokenize(tok, s);
   std::vector<int64_t> targets;
-  for (auto i : naming_rows(t, true)) targets.push_back(t.labels[i]);
+  for (auto i : naming_rows(t))
+    if (t.later_step[i]) targets.push_back(t.labels[i]);
   return targets;
 }
 

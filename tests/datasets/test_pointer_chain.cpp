@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/tokenizer.h"
+#include "datasets/msa_training.h"
 #include "datasets/pointer_chain.h"
 
 using namespace msabench;
@@ -30,7 +31,7 @@ bool check_memory(const MemoryCorpus& c, int64_t target_tokens) {
   EXPECT_EQ(q.gold_doc_ids, (std::vector<std::string>{c.documents[first].id, c.documents[second].id}));
   const std::string& a = c.documents[first].text;
   // [j] is the target's corpus position: the id the interleave protocol names it by.
-  EXPECT_NE(a.find("is kept in document " + pointer_memory_tag(second) + " under code " + q.meta.at("code").get<std::string>() + "."),
+  EXPECT_NE(a.find("is kept in document " + interleave::document_tag(second) + " under code " + q.meta.at("code").get<std::string>() + "."),
             std::string::npos) << c.id << ": " << a;
   EXPECT_NE(c.documents[second].text.find(pointer_value_fact(q.answers.at(0))), std::string::npos) << c.id;
   // The key is in the question and the first document only.
