@@ -664,6 +664,35 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   validate_training_data(c);  // at load, with the file named, not at the first sample of a stage
   return c;
 }
+
+// One curriculum stage (or lm_mix) from its JSON object; until_step and from_step are the caller's.
+// Keys absent from st keep d's values (d.data is the base the stage's "data" overrides).
+TrainConfig::DataStage parse_stage(const json& st, TrainConfig::DataStage d, int max_positions) {
+  static const std::set<std::string> known_stage = keys_of(stage_json(TrainConfig::DataStage{}));
+  require_known_keys(st, known_stage, "a curriculum stage");
+  d.data = parse_data(st.value("data", json::object()), d.data);
+  d.batch = st.value("batch", d.batch);
+  d.objective = st.value("objective", d.objective);
+  d.seq_len = st.value("seq_len", d.seq_len);
+  d.warmup_steps = st.value("warmup_steps", d.warmup_steps);
+  d.lr = st.value("lr", d.lr);
+  d.context_weight = st.value("context_weight", d.context_weight);
+  d.documents_in_context = st.value("documents_in_context", d.documents_in_context);
+  d.train_seen_ids = st.value("train_seen_ids", d.train_seen_ids);
+  if (d.train_seen_ids && (d.objective != "lm" || d.documents_in_context))
+    throw Error("curriculum: train_seen_ids needs objective lm without documents_in_context");
+  if (d.documents_in_context && d.objective != "lm")
+    throw Error("curriculum: documents_in_context needs objective lm (the msa objective reads documents from memory)");
+  if (d.context_weight < 0) throw Error("curriculum: context_weight must be >= 0");
+  if (d.lr < 0) throw Error("curriculum: lr must be >= 0 (0: the run's cosine)");
+  if (d.warmup_steps < 0) throw Error("curriculum: warmup_steps must be >= 0");
+  if (d.batch < 1) throw Error("curriculum: batch must be >= 1");
+  if (d.objective != "msa" && d.objective != "lm")
+    throw Error("curriculum: objective must be msa or lm (got '" + d.objective + "')");
+  if (d.seq_len < 16 || d.seq_len > max_positions)
+    throw Error("curriculum: seq_len must be in [16, max_position_embeddings]");
+  return d;
+}
 }  // namespace
 
 const TrainConfig::DataStage* TrainConfig::stage_at(int64_t step) const {
@@ -715,35 +744,30 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     if (j.contains("curriculum")) {
       int64_t prev = 0;
       for (const auto& st : j.at("curriculum")) {
-        static const std::set<std::string> known_stage = keys_of(stage_json(DataStage{}));
-        require_known_keys(st, known_stage, "a curriculum stage");
-        DataStage d{st.at("until_step").get<int64_t>(), parse_data(st.value("data", json::object()), c.data),
-                    st.value("batch", j.value("batch", c.batch))};
-        d.objective = st.value("objective", d.objective);
-        d.seq_len = st.value("seq_len", d.seq_len);
-        d.warmup_steps = st.value("warmup_steps", d.warmup_steps);
-        d.lr = st.value("lr", d.lr);
-        d.context_weight = st.value("context_weight", d.context_weight);
-        d.documents_in_context = st.value("documents_in_context", d.documents_in_context);
-        d.train_seen_ids = st.value("train_seen_ids", d.train_seen_ids);
-        if (d.train_seen_ids && (d.objective != "lm" || d.documents_in_context))
-          throw Error("curriculum: train_seen_ids needs objective lm without documents_in_context");
-        if (d.documents_in_context && d.objective != "lm")
-          throw Error("curriculum: documents_in_context needs objective lm (the msa objective reads documents from memory)");
-        if (d.context_weight < 0) throw Error("curriculum: context_weight must be >= 0");
-        if (d.lr < 0) throw Error("curriculum: lr must be >= 0 (0: the run's cosine)");
+        DataStage defaults;
+        defaults.data = c.data;
+        defaults.batch = j.value("batch", c.batch);
+        DataStage d = parse_stage(st, defaults, c.model.max_position_embeddings);
+        d.until_step = st.at("until_step").get<int64_t>();
         d.from_step = prev;
-        if (d.warmup_steps < 0) throw Error("curriculum: warmup_steps must be >= 0");
-        if (d.batch < 1) throw Error("curriculum: batch must be >= 1");
-        if (d.objective != "msa" && d.objective != "lm")
-          throw Error("curriculum: objective must be msa or lm (got '" + d.objective + "')");
-        if (d.seq_len < 16 || d.seq_len > c.model.max_position_embeddings)
-          throw Error("curriculum: seq_len must be in [16, max_position_embeddings]");
         if (d.until_step <= prev) throw Error("curriculum: until_step must increase (got " + std::to_string(d.until_step) + ")");
         prev = d.until_step;
         c.curriculum.push_back(d);
       }
     }
+    c.lm_mix_weight = j.value("lm_mix_weight", c.lm_mix_weight);
+    if (j.contains("lm_mix")) {
+      const json& mj = j["lm_mix"];
+      for (const char* k : {"until_step", "lr", "warmup_steps"})
+        if (mj.is_object() && mj.contains(k))
+          throw Error(std::string("lm_mix: \"") + k + "\" does not apply (lm_mix runs beside every msa step at the run's lr)");
+      DataStage defaults = c.lm_mix;
+      defaults.data = c.data;
+      c.lm_mix = parse_stage(mj, defaults, c.model.max_position_embeddings);
+      if (c.lm_mix.objective != "lm") throw Error("lm_mix: objective must be lm");
+    }
+    if (!(c.lm_mix_weight >= 0)) throw Error("lm_mix_weight must be >= 0 (0: off)");
+    if (c.lm_mix_weight > 0 && !j.contains("lm_mix")) throw Error("lm_mix_weight > 0 needs an \"lm_mix\" object (what it trains)");
     c.steps = j.value("steps", c.steps);
     c.batch = j.value("batch", c.batch);
     c.lr = j.value("lr", c.lr);
@@ -813,6 +837,11 @@ json TrainConfig::to_json() const {
           {"id_attention_target", id_attention_target},
           {"trainable", trainable},
           {"data", data_json(data)},
+          {"lm_mix_weight", lm_mix_weight}, {"lm_mix", [this] {
+             json m = stage_json(lm_mix);
+             for (const char* k : {"until_step", "lr", "warmup_steps"}) m.erase(k);
+             return m;
+           }()},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
           {"min_lr", min_lr},     {"weight_decay", weight_decay}, {"clip_norm", clip_norm},
           {"warmup_steps", warmup_steps}, {"phase1_steps", phase1_steps}, {"phase2_aux_weight", phase2_aux_weight}, {"aux_loss", aux_loss},
@@ -917,6 +946,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   int64_t acc_id_name_n = 0, acc_id_name_later_n = 0;
   double acc_key_match = 0, acc_key_match_top1 = 0;
   int64_t acc_key_match_n = 0;
+  double acc_mix_lm = 0, acc_mix_ans = 0, acc_mix_id = 0;
+  int64_t acc_mix_n = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -982,6 +1013,17 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_tokens += l.tokens;
       ++acc_n;
     }
+    if (!lm_stage && cfg.lm_mix_weight > 0) {
+      const auto& mix = cfg.lm_mix;
+      SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch,
+                                    static_cast<uint64_t>(step) * mix.batch * mix.seq_len / kPackedIndexStride);
+      (cfg.lm_mix_weight * l.lm).backward();
+      acc_mix_lm += l.lm.item<double>();
+      acc_mix_ans += l.answer_accuracy;
+      acc_mix_id += l.id_accuracy;
+      acc_tokens += l.tokens;
+      ++acc_mix_n;
+    }
     auto norm = torch::nn::utils::clip_grad_norm_(params, cfg.clip_norm);
     if (!std::isfinite(norm)) adam.zero_grad();  // skip a step with a non-finite gradient
     adam.step();
@@ -1009,6 +1051,11 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       if (cfg.id_attention_weight > 0) rec["id_attention_loss"] = acc_id_attn_loss / acc_n;
       if (acc_id_name_n > 0) rec["id_name_acc"] = acc_id_name / static_cast<double>(acc_id_name_n);
       if (acc_id_name_later_n > 0) rec["id_name_acc_later"] = acc_id_name_later / static_cast<double>(acc_id_name_later_n);
+      if (acc_mix_n > 0) {
+        rec["mix_lm_loss"] = acc_mix_lm / static_cast<double>(acc_mix_n);
+        rec["mix_answer_token_acc"] = acc_mix_ans / static_cast<double>(acc_mix_n);
+        rec["mix_id_token_acc"] = acc_mix_id / static_cast<double>(acc_mix_n);
+      }
       if (acc_key_match_n > 0) {
         rec["key_match_loss"] = acc_key_match / static_cast<double>(acc_key_match_n);
         rec["key_match_top1"] = acc_key_match_top1 / static_cast<double>(acc_key_match_n);
@@ -1036,6 +1083,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_id_name_n = acc_id_name_later_n = 0;
       acc_key_match = acc_key_match_top1 = 0;
       acc_key_match_n = 0;
+      acc_mix_lm = acc_mix_ans = acc_mix_id = 0;
+      acc_mix_n = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

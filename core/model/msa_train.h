@@ -74,6 +74,18 @@ struct TrainConfig {
     int64_t from_step = 0;  // the previous stage's until_step (derived)
   };
   std::vector<DataStage> curriculum;
+  // > 0: every "msa"-objective step also adds lm_mix_weight x the "lm" objective's loss on one
+  // packed batch of lm_mix (its data, batch, seq_len, context_weight, documents_in_context,
+  // train_seen_ids; its until_step, lr and warmup_steps are refused). A skill only the dense "lm"
+  // signal teaches (copying an id token out of the context) is then learnt while the msa loss holds
+  // naming from memory, which an "lm" stage on its own erased (session 20). Logged as mix_lm_loss,
+  // mix_answer_token_acc and mix_id_token_acc; "loss" stays the msa objective's. 0 = off.
+  double lm_mix_weight = 0;
+  DataStage lm_mix = [] {
+    DataStage s;
+    s.objective = "lm";
+    return s;
+  }();
   const TrainingDataConfig& data_at(int64_t step) const;
   int batch_at(int64_t step) const;
   const DataStage* stage_at(int64_t step) const;  // nullptr past the curriculum

@@ -731,6 +731,66 @@ TEST(MsaTrain, PointerSamplesNameTheSecondDocumentFromTheFirstsText) {
   EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
 }
 
+TEST(MsaTrain, LmMixAddsThePackedLmLossBesideEveryMsaStep) {
+  TrainConfig c = tiny_train("unused");
+  c.tokenizer = "bytes+ids:64";
+  c.model.vocab_size = 262 + 64;
+  c.data.max_doc_id = 64;
+  c.lm_mix.seq_len = 128;
+  c.lm_mix.batch = 2;
+  c.lm_mix.data = c.data;
+  c.lm_mix.data.task = "copy_ids";
+  c.lm_mix.data.copy_max_len = 6;
+  const auto off = first_step_record(c, "mix-off");
+  EXPECT_FALSE(off.contains("mix_lm_loss"));
+  c.lm_mix_weight = 1;
+  // the config round-trips, and its step logs the mix on top of the unchanged msa loss
+  const auto back = TrainConfig::from_json(c.to_json(), "mix.json");
+  EXPECT_EQ(back.lm_mix_weight, 1);
+  EXPECT_EQ(back.lm_mix.data.task, "copy_ids");
+  EXPECT_EQ(back.lm_mix.seq_len, 128);
+  const auto on = first_step_record(c, "mix-on");
+  ASSERT_TRUE(on.contains("mix_lm_loss")) << on.dump();
+  EXPECT_GT(on["mix_lm_loss"].get<double>(), 0.0);
+  EXPECT_EQ(on["loss"].get<double>(), off["loss"].get<double>());  // same msa samples, same weights
+  EXPECT_NE(on["grad_norm"].get<double>(), off["grad_norm"].get<double>());  // the mix's gradient is added
+  // the mix changes what the next step sees; an lm-objective stage runs without it
+  c.steps = 2;
+  const auto two_steps = [&](const std::string& name) {
+    const auto dir = tmp(name);
+    TrainConfig r = c;
+    r.out_dir = dir.string();
+    r.steps = 2;
+    train_msa(r, true);
+    std::ifstream log(dir / "log.jsonl");
+    std::string a, b;
+    EXPECT_TRUE(std::getline(log, a) && std::getline(log, b));
+    fs::remove_all(dir);
+    return nlohmann::json::parse(b);
+  };
+  const double second_on = two_steps("mix-2on")["loss"].get<double>();
+  c.lm_mix_weight = 0;
+  EXPECT_NE(two_steps("mix-2off")["loss"].get<double>(), second_on);
+  TrainConfig::DataStage lm = c.lm_mix;
+  lm.until_step = 1;
+  c.curriculum = {lm};
+  c.lm_mix_weight = 1;
+  EXPECT_FALSE(first_step_record(c, "mix-lm-stage").contains("mix_lm_loss"));
+  // what lm_mix cannot mean is refused with the file named
+  for (auto edit : {+[](nlohmann::json& j) { j["lm_mix"]["until_step"] = 5; }, +[](nlohmann::json& j) { j["lm_mix"]["lr"] = 1e-3; },
+                    +[](nlohmann::json& j) { j["lm_mix"]["objective"] = "msa"; }, +[](nlohmann::json& j) { j["lm_mix_weight"] = -1; },
+                    +[](nlohmann::json& j) { j.erase("lm_mix"); }}) {
+    auto bad = c.to_json();
+    edit(bad);
+    try {
+      TrainConfig::from_json(bad, "mix-bad.json");
+      ADD_FAILURE() << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("mix-bad.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
   TrainingDataConfig d;
   d.min_docs = 4;
