@@ -546,14 +546,37 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   return r;
 }
 
+std::vector<torch::Tensor*> layer_parameters(Qwen3Layer& L) {
+  std::vector<torch::Tensor*> p;
+  for (auto* t : {&L.input_norm, &L.post_norm, &L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.q_norm, &L.k_norm,
+                  &L.gate_proj, &L.up_proj, &L.down_proj, &L.router_q_proj, &L.router_k_proj})
+    if (t->defined()) p.push_back(t);
+  return p;
+}
+
 std::vector<torch::Tensor*> parameters(Qwen3Model& m) {
   std::vector<torch::Tensor*> p = {&m.embed_tokens, &m.final_norm};
   if (!m.config().tie_word_embeddings) p.push_back(&m.lm_head);
   for (auto& L : m.layers)
-    for (auto* t : {&L.input_norm, &L.post_norm, &L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.q_norm, &L.k_norm,
-                    &L.gate_proj, &L.up_proj, &L.down_proj, &L.router_q_proj, &L.router_k_proj})
-      if (t->defined()) p.push_back(t);
+    for (auto* t : layer_parameters(L)) p.push_back(t);
   return p;
+}
+
+// The decoder layers a trainable "layers:I,J,..." names (an empty set for "all" and "router").
+std::set<int> trainable_layers(const std::string& trainable, int num_layers, const std::string& src) {
+  std::set<int> out;
+  if (trainable.rfind("layers:", 0) != 0) return out;
+  std::stringstream ss(trainable.substr(7));
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const long i = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || i < 0 || i >= num_layers)
+      throw Error(src + ": trainable \"" + trainable + "\": \"" + item + "\" is not a layer index below " + std::to_string(num_layers));
+    out.insert(static_cast<int>(i));
+  }
+  if (out.empty()) throw Error(src + ": trainable \"" + trainable + "\" names no layer");
+  return out;
 }
 
 // Copies init_from's weights into a freshly initialised model (see TrainConfig::init_from). New
@@ -800,8 +823,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight and id_attention_weight must be >= 0");
   if (c.id_attention_target != "document" && c.id_attention_target != "tag_chunks")
     throw Error(src + ": id_attention_target must be \"document\" or \"tag_chunks\", not \"" + c.id_attention_target + "\"");
-  if (c.trainable != "all" && c.trainable != "router")
-    throw Error(src + ": trainable must be \"all\" or \"router\", not \"" + c.trainable + "\"");
+  if (c.trainable != "all" && c.trainable != "router" && c.trainable.rfind("layers:", 0) != 0)
+    throw Error(src + ": trainable must be \"all\", \"router\" or \"layers:I,J,...\", not \"" + c.trainable + "\"");
+  trainable_layers(c.trainable, c.model.num_hidden_layers, src);  // refuses bad indices at load
   if (c.trainable == "router" && (!c.model.msa || !c.model.msa->decouple_router || !c.aux_loss))
     throw Error(src + ": trainable \"router\" needs model.msa_config.decouple_router (the router projections) "
                 "and aux_loss (the only loss that reaches them)");
@@ -890,10 +914,16 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   }
   MsaOptions opt = MsaOptions::from_config(model.config());
   std::vector<torch::Tensor> params;
+  std::set<torch::Tensor*> trained;  // "all": every tensor; "router": the router projections; "layers:...": those layers'
+  if (cfg.trainable == "all")
+    for (auto* p : parameters(model)) trained.insert(p);
+  for (auto& L : model.layers)
+    for (auto* p : {&L.router_q_proj, &L.router_k_proj})
+      if (cfg.trainable == "router" && p->defined()) trained.insert(p);
+  for (int i : trainable_layers(cfg.trainable, static_cast<int>(model.layers.size()), cfg.out_dir))
+    for (auto* p : layer_parameters(model.layers[i])) trained.insert(p);
   for (auto* p : parameters(model)) {
-    bool train = cfg.trainable == "all";
-    for (const auto& L : model.layers)
-      if (p == &L.router_q_proj || p == &L.router_k_proj) train = true;
+    const bool train = trained.count(p) > 0;
     p->set_requires_grad(train);
     if (train) params.push_back(*p);
   }

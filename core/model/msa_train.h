@@ -136,6 +136,9 @@ struct TrainConfig {
   // router_q_proj/router_k_proj only). With hard top-k on detached scores only L_aux reaches those,
   // so a "router" stage retrains routing (e.g. key-specific, against distractor needles) while
   // naming and reading stay bit-identical. Needs msa_config.decouple_router.
+  // "layers:I,J,..." updates those decoder layers only (every tensor in them; embeddings, the final
+  // norm and the other layers stay): a copy circuit can be grown in the lower layers by an "lm"
+  // stage while the upper layers that name documents from memory keep their weights.
   std::string trainable = "all";
   double tau = 0.1;
   // > 0 (and query_reduce_method "max"): in the routing loss, the maximum over routing tokens

@@ -481,6 +481,38 @@ TEST(MsaTrain, RouterOnlyStageUpdatesTheRouterProjectionsOnly) {
   }
 }
 
+TEST(MsaTrain, LayerStageUpdatesTheNamedLayersOnly) {
+  auto dir = tmp("layers-only");
+  TrainConfig c = tiny_train(dir.string());
+  c.steps = 2;
+  c.trainable = "layers:0";
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "l.json").trainable, "layers:0");
+  train_msa(c, true);
+  torch::manual_seed(c.seed);
+  Qwen3Model init = Qwen3Model::random_init(c.model, c.seed);
+  Qwen3Model trained = Qwen3Model::load((dir / "checkpoint").string());
+  EXPECT_TRUE(torch::equal(init.embed_tokens, trained.embed_tokens));
+  EXPECT_TRUE(torch::equal(init.final_norm, trained.final_norm));
+  ASSERT_EQ(init.layers.size(), 2u);
+  for (auto [x, y] : {std::pair{&init.layers[0].q_proj, &trained.layers[0].q_proj}, {&init.layers[0].o_proj, &trained.layers[0].o_proj},
+                      {&init.layers[0].down_proj, &trained.layers[0].down_proj}})
+    EXPECT_FALSE(torch::equal(*x, *y));
+  for (auto [x, y] : {std::pair{&init.layers[1].q_proj, &trained.layers[1].q_proj}, {&init.layers[1].o_proj, &trained.layers[1].o_proj},
+                      {&init.layers[1].down_proj, &trained.layers[1].down_proj}, {&init.layers[1].router_q_proj, &trained.layers[1].router_q_proj}})
+    EXPECT_TRUE(torch::equal(*x, *y));
+  fs::remove_all(dir);
+  for (const char* bad_layers : {"layers:", "layers:2", "layers:0,x", "layers:-1"}) {
+    auto bad = tiny_train("unused").to_json();
+    bad["trainable"] = bad_layers;
+    try {
+      TrainConfig::from_json(bad, "bad-layers.json");
+      ADD_FAILURE() << bad_layers;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("bad-layers.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // bytes+splitids: a warm start from a larger bytes+ids vocabulary keeps the first rows, and the
 // two-token ids ("[h", "dd]") count as naming rows (id_name_acc, the attention share).
 TEST(MsaTrain, SplitIdsWarmStartKeepsTheFirstRowsAndNamesWithTwoTokens) {
