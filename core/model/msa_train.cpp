@@ -690,9 +690,10 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
 
 // One curriculum stage (or lm_mix) from its JSON object; until_step and from_step are the caller's.
 // Keys absent from st keep d's values (d.data is the base the stage's "data" overrides).
-TrainConfig::DataStage parse_stage(const json& st, TrainConfig::DataStage d, int max_positions) {
+// `what` names the object in errors ("curriculum" or "lm_mix").
+TrainConfig::DataStage parse_stage(const json& st, TrainConfig::DataStage d, int max_positions, const std::string& what) {
   static const std::set<std::string> known_stage = keys_of(stage_json(TrainConfig::DataStage{}));
-  require_known_keys(st, known_stage, "a curriculum stage");
+  require_known_keys(st, known_stage, what == "curriculum" ? "a curriculum stage" : what);
   d.data = parse_data(st.value("data", json::object()), d.data);
   d.batch = st.value("batch", d.batch);
   d.objective = st.value("objective", d.objective);
@@ -703,17 +704,17 @@ TrainConfig::DataStage parse_stage(const json& st, TrainConfig::DataStage d, int
   d.documents_in_context = st.value("documents_in_context", d.documents_in_context);
   d.train_seen_ids = st.value("train_seen_ids", d.train_seen_ids);
   if (d.train_seen_ids && (d.objective != "lm" || d.documents_in_context))
-    throw Error("curriculum: train_seen_ids needs objective lm without documents_in_context");
+    throw Error(what + ": train_seen_ids needs objective lm without documents_in_context");
   if (d.documents_in_context && d.objective != "lm")
-    throw Error("curriculum: documents_in_context needs objective lm (the msa objective reads documents from memory)");
-  if (d.context_weight < 0) throw Error("curriculum: context_weight must be >= 0");
-  if (d.lr < 0) throw Error("curriculum: lr must be >= 0 (0: the run's cosine)");
-  if (d.warmup_steps < 0) throw Error("curriculum: warmup_steps must be >= 0");
-  if (d.batch < 1) throw Error("curriculum: batch must be >= 1");
+    throw Error(what + ": documents_in_context needs objective lm (the msa objective reads documents from memory)");
+  if (d.context_weight < 0) throw Error(what + ": context_weight must be >= 0");
+  if (d.lr < 0) throw Error(what + ": lr must be >= 0 (0: the run's cosine)");
+  if (d.warmup_steps < 0) throw Error(what + ": warmup_steps must be >= 0");
+  if (d.batch < 1) throw Error(what + ": batch must be >= 1");
   if (d.objective != "msa" && d.objective != "lm")
-    throw Error("curriculum: objective must be msa or lm (got '" + d.objective + "')");
+    throw Error(what + ": objective must be msa or lm (got '" + d.objective + "')");
   if (d.seq_len < 16 || d.seq_len > max_positions)
-    throw Error("curriculum: seq_len must be in [16, max_position_embeddings]");
+    throw Error(what + ": seq_len must be in [16, max_position_embeddings]");
   return d;
 }
 }  // namespace
@@ -770,7 +771,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
         DataStage defaults;
         defaults.data = c.data;
         defaults.batch = j.value("batch", c.batch);
-        DataStage d = parse_stage(st, defaults, c.model.max_position_embeddings);
+        DataStage d = parse_stage(st, defaults, c.model.max_position_embeddings, "curriculum");
         d.until_step = st.at("until_step").get<int64_t>();
         d.from_step = prev;
         if (d.until_step <= prev) throw Error("curriculum: until_step must increase (got " + std::to_string(d.until_step) + ")");
@@ -786,7 +787,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
           throw Error(std::string("lm_mix: \"") + k + "\" does not apply (lm_mix runs beside every msa step at the run's lr)");
       DataStage defaults = c.lm_mix;
       defaults.data = c.data;
-      c.lm_mix = parse_stage(mj, defaults, c.model.max_position_embeddings);
+      c.lm_mix = parse_stage(mj, defaults, c.model.max_position_embeddings, "lm_mix");
       if (c.lm_mix.objective != "lm") throw Error("lm_mix: objective must be lm");
     }
     if (!(c.lm_mix_weight >= 0)) throw Error("lm_mix_weight must be >= 0 (0: off)");
@@ -829,6 +830,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   if (c.trainable == "router" && (!c.model.msa || !c.model.msa->decouple_router || !c.aux_loss))
     throw Error(src + ": trainable \"router\" needs model.msa_config.decouple_router (the router projections) "
                 "and aux_loss (the only loss that reaches them)");
+  if (c.trainable == "router" && c.lm_mix_weight > 0)
+    throw Error(src + ": trainable \"router\" cannot use lm_mix (no lm loss reaches the router)");
   for (const auto& st : c.curriculum)
     if (c.trainable == "router" && st.objective == "lm")
       throw Error(src + ": trainable \"router\" cannot run an \"lm\" curriculum stage (no loss there reaches the router)");

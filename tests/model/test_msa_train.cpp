@@ -811,7 +811,8 @@ TEST(MsaTrain, LmMixAddsThePackedLmLossBesideEveryMsaStep) {
   // what lm_mix cannot mean is refused with the file named
   for (auto edit : {+[](nlohmann::json& j) { j["lm_mix"]["until_step"] = 5; }, +[](nlohmann::json& j) { j["lm_mix"]["lr"] = 1e-3; },
                     +[](nlohmann::json& j) { j["lm_mix"]["objective"] = "msa"; }, +[](nlohmann::json& j) { j["lm_mix_weight"] = -1; },
-                    +[](nlohmann::json& j) { j.erase("lm_mix"); }}) {
+                    +[](nlohmann::json& j) { j.erase("lm_mix"); }, +[](nlohmann::json& j) { j["lm_mix"]["seq_len"] = 8; },
+                    +[](nlohmann::json& j) { j["trainable"] = "router"; }}) {
     auto bad = c.to_json();
     edit(bad);
     try {
@@ -819,6 +820,7 @@ TEST(MsaTrain, LmMixAddsThePackedLmLossBesideEveryMsaStep) {
       ADD_FAILURE() << bad.dump();
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("mix-bad.json"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("lm_mix"), std::string::npos) << e.what();
     }
   }
 }
