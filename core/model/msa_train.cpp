@@ -481,6 +481,9 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
 // transcripts are about 230, so consecutive steps share one or two samples; kept, since the
 // committed run logs were produced with it).
 constexpr uint64_t kPackedIndexStride = 256;
+uint64_t packed_first_index(int64_t step, int batch, int seq_len) {
+  return static_cast<uint64_t>(step) * batch * seq_len / kPackedIndexStride;
+}
 
 // The "lm" objective (TrainConfig::DataStage): transcripts packed into [batch, seq_len], causal LM
 // loss on every target except template tokens and, unless the documents are in context, "[id]"
@@ -688,6 +691,9 @@ TrainingDataConfig parse_data(const json& d, TrainingDataConfig c) {
   return c;
 }
 
+// A curriculum stage's keys that lm_mix, which runs beside every msa step, has no use for.
+constexpr const char* kStageOnlyKeys[] = {"until_step", "lr", "warmup_steps"};
+
 // One curriculum stage (or lm_mix) from its JSON object; until_step and from_step are the caller's.
 // Keys absent from st keep d's values (d.data is the base the stage's "data" overrides).
 // `what` names the object in errors ("curriculum" or "lm_mix").
@@ -782,7 +788,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.lm_mix_weight = j.value("lm_mix_weight", c.lm_mix_weight);
     if (j.contains("lm_mix")) {
       const json& mj = j["lm_mix"];
-      for (const char* k : {"until_step", "lr", "warmup_steps"})
+      for (const char* k : kStageOnlyKeys)
         if (mj.is_object() && mj.contains(k))
           throw Error(std::string("lm_mix: \"") + k + "\" does not apply (lm_mix runs beside every msa step at the run's lr)");
       DataStage defaults = c.lm_mix;
@@ -866,7 +872,7 @@ json TrainConfig::to_json() const {
           {"data", data_json(data)},
           {"lm_mix_weight", lm_mix_weight}, {"lm_mix", [this] {
              json m = stage_json(lm_mix);
-             for (const char* k : {"until_step", "lr", "warmup_steps"}) m.erase(k);
+             for (const char* k : kStageOnlyKeys) m.erase(k);
              return m;
            }()},
           {"steps", steps},       {"batch", batch},            {"lr", lr},
@@ -993,8 +999,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     const auto* stage = cfg.stage_at(step);
     const bool lm_stage = stage && stage->objective == "lm";
     if (lm_stage) {
-      SampleLoss l = packed_lm_loss(model, *tok, *stage, batch,
-                                    static_cast<uint64_t>(step) * batch * stage->seq_len / kPackedIndexStride);
+      SampleLoss l = packed_lm_loss(model, *tok, *stage, batch, packed_first_index(step, batch, stage->seq_len));
       l.lm.backward();
       acc_loss += l.lm.item<double>();
       acc_lm += l.lm.item<double>();
@@ -1048,8 +1053,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     }
     if (!lm_stage && cfg.lm_mix_weight > 0) {
       const auto& mix = cfg.lm_mix;
-      SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch,
-                                    static_cast<uint64_t>(step) * mix.batch * mix.seq_len / kPackedIndexStride);
+      SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch, packed_first_index(step, mix.batch, mix.seq_len));
       (cfg.lm_mix_weight * l.lm).backward();
       acc_mix_lm += l.lm.item<double>();
       acc_mix_ans += l.answer_accuracy;

@@ -58,17 +58,32 @@ fs::path tmp(const std::string& n) {
   fs::remove_all(p);
   return p;
 }
-// Trains `c` for one step in a scratch folder and returns the step's log record.
-nlohmann::json first_step_record(TrainConfig c, const std::string& name) {
+// Trains `c` for `steps` steps (log_every 1) in a scratch folder and returns the steps' log records.
+std::vector<nlohmann::json> step_records(TrainConfig c, const std::string& name, int64_t steps) {
   const auto dir = tmp(name);
   c.out_dir = dir.string();
-  c.steps = 1;
+  c.steps = steps;
+  c.log_every = 1;
   train_msa(c, true);
   std::ifstream log(dir / "log.jsonl");
-  std::string line;
-  EXPECT_TRUE(std::getline(log, line));
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(log, line);) records.push_back(nlohmann::json::parse(line));
+  EXPECT_EQ(static_cast<int64_t>(records.size()), steps) << name;
   fs::remove_all(dir);
-  return nlohmann::json::parse(line);
+  return records;
+}
+nlohmann::json first_step_record(const TrainConfig& c, const std::string& name) { return step_records(c, name, 1).at(0); }
+// Trains `c` (its trainable option) for two steps from its random init; returns (init, trained).
+std::pair<Qwen3Model, Qwen3Model> initial_and_trained(TrainConfig c, const std::string& name) {
+  const auto dir = tmp(name);
+  c.out_dir = dir.string();
+  c.steps = 2;
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), name + ".json").trainable, c.trainable);
+  train_msa(c, true);
+  torch::manual_seed(c.seed);
+  std::pair<Qwen3Model, Qwen3Model> out{Qwen3Model::random_init(c.model, c.seed), Qwen3Model::load((dir / "checkpoint").string())};
+  fs::remove_all(dir);
+  return out;
 }
 }  // namespace
 
@@ -446,15 +461,9 @@ TEST(MsaTrain, KeyMatchLossScoresTheQuestionsKeyTokenAgainstEveryNeedle) {
 // trainable "router": only the decoupled router projections move; every other weight (naming,
 // reading) stays bitwise as initialised.
 TEST(MsaTrain, RouterOnlyStageUpdatesTheRouterProjectionsOnly) {
-  auto dir = tmp("router-only");
-  TrainConfig c = tiny_train(dir.string());
-  c.steps = 2;
+  TrainConfig c = tiny_train("unused");
   c.trainable = "router";
-  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "r.json").trainable, "router");
-  train_msa(c, true);
-  torch::manual_seed(c.seed);
-  Qwen3Model init = Qwen3Model::random_init(c.model, c.seed);
-  Qwen3Model trained = Qwen3Model::load((dir / "checkpoint").string());
+  const auto [init, trained] = initial_and_trained(c, "router-only");
   EXPECT_TRUE(torch::equal(init.embed_tokens, trained.embed_tokens));
   for (size_t l = 0; l < init.layers.size(); ++l) {
     const auto &a = init.layers[l], &b = trained.layers[l];
@@ -466,7 +475,6 @@ TEST(MsaTrain, RouterOnlyStageUpdatesTheRouterProjectionsOnly) {
       EXPECT_FALSE(torch::equal(a.router_k_proj, b.router_k_proj)) << "layer " << l;
     }
   }
-  fs::remove_all(dir);
   for (auto edit : {+[](nlohmann::json& j) { j["trainable"] = "mlp"; },
                     +[](nlohmann::json& j) { j["trainable"] = "router"; j["aux_loss"] = false; },
                     +[](nlohmann::json& j) { j["trainable"] = "router"; j["model"]["msa_config"]["decouple_router"] = false; }}) {
@@ -482,15 +490,9 @@ TEST(MsaTrain, RouterOnlyStageUpdatesTheRouterProjectionsOnly) {
 }
 
 TEST(MsaTrain, LayerStageUpdatesTheNamedLayersOnly) {
-  auto dir = tmp("layers-only");
-  TrainConfig c = tiny_train(dir.string());
-  c.steps = 2;
+  TrainConfig c = tiny_train("unused");
   c.trainable = "layers:0";
-  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "l.json").trainable, "layers:0");
-  train_msa(c, true);
-  torch::manual_seed(c.seed);
-  Qwen3Model init = Qwen3Model::random_init(c.model, c.seed);
-  Qwen3Model trained = Qwen3Model::load((dir / "checkpoint").string());
+  const auto [init, trained] = initial_and_trained(c, "layers-only");
   EXPECT_TRUE(torch::equal(init.embed_tokens, trained.embed_tokens));
   EXPECT_TRUE(torch::equal(init.final_norm, trained.final_norm));
   ASSERT_EQ(init.layers.size(), 2u);
@@ -500,7 +502,6 @@ TEST(MsaTrain, LayerStageUpdatesTheNamedLayersOnly) {
   for (auto [x, y] : {std::pair{&init.layers[1].q_proj, &trained.layers[1].q_proj}, {&init.layers[1].o_proj, &trained.layers[1].o_proj},
                       {&init.layers[1].down_proj, &trained.layers[1].down_proj}, {&init.layers[1].router_q_proj, &trained.layers[1].router_q_proj}})
     EXPECT_TRUE(torch::equal(*x, *y));
-  fs::remove_all(dir);
   for (const char* bad_layers : {"layers:", "layers:2", "layers:0,x", "layers:-1"}) {
     auto bad = tiny_train("unused").to_json();
     bad["trainable"] = bad_layers;
@@ -787,22 +788,9 @@ TEST(MsaTrain, LmMixAddsThePackedLmLossBesideEveryMsaStep) {
   EXPECT_EQ(on["loss"].get<double>(), off["loss"].get<double>());  // same msa samples, same weights
   EXPECT_NE(on["grad_norm"].get<double>(), off["grad_norm"].get<double>());  // the mix's gradient is added
   // the mix changes what the next step sees; an lm-objective stage runs without it
-  c.steps = 2;
-  const auto two_steps = [&](const std::string& name) {
-    const auto dir = tmp(name);
-    TrainConfig r = c;
-    r.out_dir = dir.string();
-    r.steps = 2;
-    train_msa(r, true);
-    std::ifstream log(dir / "log.jsonl");
-    std::string a, b;
-    EXPECT_TRUE(std::getline(log, a) && std::getline(log, b));
-    fs::remove_all(dir);
-    return nlohmann::json::parse(b);
-  };
-  const double second_on = two_steps("mix-2on")["loss"].get<double>();
+  const double second_on = step_records(c, "mix-2on", 2)[1]["loss"].get<double>();
   c.lm_mix_weight = 0;
-  EXPECT_NE(two_steps("mix-2off")["loss"].get<double>(), second_on);
+  EXPECT_NE(step_records(c, "mix-2off", 2)[1]["loss"].get<double>(), second_on);
   TrainConfig::DataStage lm = c.lm_mix;
   lm.until_step = 1;
   c.curriculum = {lm};
