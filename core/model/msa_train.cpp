@@ -154,6 +154,10 @@ struct SampleLoss {
   torch::Tensor lm, aux, context_lm, id_lm;  // id_lm: mean CE over the retrieval-step targets only
   torch::Tensor id_probe;  // mean CE of the last router layer's chunk values read out as their document's id
   torch::Tensor id_attention;  // -log of the memory's attention share at the id rows (TrainConfig::id_attention_weight)
+  // -log of the last router layer's attention share on the in-context copies of a later step's id
+  // (TrainConfig::copy_attention_weight), and that share (-1: no such row in this sample).
+  torch::Tensor copy_attention = torch::zeros({});
+  double copy_attention_share = -1;
   double id_probe_accuracy = 0;
   // Key matching (TrainConfig::key_match_weight): mean over router layers of the InfoNCE of the
   // question's key token over the needles' key chunks, and how often the asked needle's chunk won.
@@ -270,7 +274,22 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   double recall_sum = 0;
   int router_count = 0;
   std::vector<int64_t> id_rows;  // rows whose target is a document id token (measured with the id options)
-  if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0) id_rows = naming_rows(t);
+  if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0 || cfg.copy_attention_weight > 0)
+    id_rows = naming_rows(t);
+  // Later naming rows whose id is already in the active text, and where (copy_attention_weight).
+  std::vector<int64_t> copy_rows;
+  std::vector<std::vector<int64_t>> copy_sources;
+  for (auto i : id_rows) {
+    if (!t.later_step[i]) continue;
+    std::vector<int64_t> at;
+    for (int64_t j = 0; j <= i; ++j)
+      if (t.active[j] == t.labels[i]) at.push_back(j);
+    if (at.empty()) continue;
+    copy_rows.push_back(i);
+    copy_sources.push_back(std::move(at));
+  }
+  torch::Tensor copy_attention = torch::zeros({});
+  double copy_attention_share = -1;
   std::vector<double> id_memory_attention;
   std::vector<torch::Tensor> id_attention_terms;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -419,6 +438,23 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
           if (cfg.id_attention_weight > 0)
             id_attention_terms.push_back(-(torch::logsumexp(log_share, 1) - std::log(static_cast<double>(H))).mean());
         }
+        if (l == last_router && !copy_rows.empty()) {
+          // Hop-2 naming copies an id out of the injected text: the share of attention these rows
+          // give the earlier occurrences of the id they must write (TrainConfig::copy_attention_weight).
+          c10::AutoGradMode grad(cfg.copy_attention_weight > 0);
+          auto rows = torch::tensor(copy_rows, torch::kInt64);
+          auto scores = torch::matmul(qa.q.index_select(2, rows), K.repeat_interleave(H / Hk, 1).transpose(-1, -2))
+                            .to(torch::kFloat32) / std::sqrt(static_cast<double>(D)) + bias.index_select(2, rows);
+          const int64_t R = static_cast<int64_t>(copy_rows.size());
+          std::vector<float> mask(R * (La + n), kLowest);  // 0 on the source columns (keys: template | chunks | rest)
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t j : copy_sources[r]) mask[r * (La + n) + (j < T ? j : j + n)] = 0.0f;
+          auto source = torch::tensor(mask).view({1, 1, R, La + n});
+          auto log_share = torch::logsumexp(scores + source, -1) - torch::logsumexp(scores, -1);  // [1, H, rows]
+          copy_attention_share = log_share.detach().exp().mean().item<double>();
+          if (cfg.copy_attention_weight > 0)
+            copy_attention = -(torch::logsumexp(log_share, 1) - std::log(static_cast<double>(H))).mean();
+        }
       } else {
         out = m.attend(qa.q, qa.k, qa.v, act_causal);
       }
@@ -453,6 +489,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   r.id_probe_accuracy = id_probe_accuracy;
   r.id_memory_attention = std::move(id_memory_attention);
   r.id_attention = id_attention_terms.empty() ? torch::zeros({}) : torch::stack(id_attention_terms).mean();
+  r.copy_attention = copy_attention;
+  r.copy_attention_share = copy_attention_share;
   r.id_accuracy = masked_accuracy(logits, t.labels, t.id_target);
   if (!id_rows.empty()) {
     std::vector<uint8_t> naming(t.labels.size(), 0);
@@ -769,6 +807,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.id_probe_weight = j.value("id_probe_weight", c.id_probe_weight);
     c.id_attention_weight = j.value("id_attention_weight", c.id_attention_weight);
     c.id_attention_target = j.value("id_attention_target", c.id_attention_target);
+    c.copy_attention_weight = j.value("copy_attention_weight", c.copy_attention_weight);
     c.trainable = j.value("trainable", c.trainable);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
@@ -826,8 +865,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   if (!(c.routing_token_temperature >= 0)) throw Error(src + ": routing_token_temperature must be >= 0 (0: hard max)");
   if (!(c.key_match_weight >= 0)) throw Error(src + ": key_match_weight must be >= 0");
   if (c.phase2_aux_weight < 0) throw Error(src + ": phase2_aux_weight must be >= 0");
-  if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0 || c.id_attention_weight < 0)
-    throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight and id_attention_weight must be >= 0");
+  if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0 || c.id_attention_weight < 0 ||
+      c.copy_attention_weight < 0)
+    throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight, id_attention_weight and copy_attention_weight must be >= 0");
   if (c.id_attention_target != "document" && c.id_attention_target != "tag_chunks")
     throw Error(src + ": id_attention_target must be \"document\" or \"tag_chunks\", not \"" + c.id_attention_target + "\"");
   if (c.trainable != "all" && c.trainable != "router" && c.trainable.rfind("layers:", 0) != 0)
@@ -868,6 +908,7 @@ json TrainConfig::to_json() const {
           {"id_probe_weight", id_probe_weight},
           {"id_attention_weight", id_attention_weight},
           {"id_attention_target", id_attention_target},
+          {"copy_attention_weight", copy_attention_weight},
           {"trainable", trainable},
           {"data", data_json(data)},
           {"lm_mix_weight", lm_mix_weight}, {"lm_mix", [this] {
@@ -987,6 +1028,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   int64_t acc_key_match_n = 0;
   double acc_mix_lm = 0, acc_mix_ans = 0, acc_mix_id = 0;
   int64_t acc_mix_n = 0;
+  double acc_copy_attn_loss = 0, acc_copy_share = 0;
+  int64_t acc_copy_n = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -1017,6 +1060,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       if (cfg.id_lm_weight > 0) lm = lm + cfg.id_lm_weight * l.id_lm;
       if (cfg.id_probe_weight > 0) lm = lm + cfg.id_probe_weight * l.id_probe;
       if (cfg.id_attention_weight > 0) lm = lm + cfg.id_attention_weight * l.id_attention;
+      if (cfg.copy_attention_weight > 0) lm = lm + cfg.copy_attention_weight * l.copy_attention;
       auto loss = (w_lm * lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux + cfg.key_match_weight * l.key_match) / batch;
       loss.backward();
       acc_loss += loss.item<double>() * batch;
@@ -1030,6 +1074,11 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_probe += l.id_probe.item<double>();
       acc_probe_acc += l.id_probe_accuracy;
       acc_id_attn_loss += l.id_attention.item<double>();
+      if (l.copy_attention_share >= 0) {
+        acc_copy_attn_loss += l.copy_attention.item<double>();
+        acc_copy_share += l.copy_attention_share;
+        ++acc_copy_n;
+      }
       if (l.key_match_top1 >= 0) {
         acc_key_match += l.key_match.item<double>();
         acc_key_match_top1 += l.key_match_top1;
@@ -1086,6 +1135,10 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         rec["id_probe_acc"] = acc_probe_acc / acc_n;
       }
       if (cfg.id_attention_weight > 0) rec["id_attention_loss"] = acc_id_attn_loss / acc_n;
+      if (acc_copy_n > 0) {
+        rec["copy_attention_share"] = acc_copy_share / static_cast<double>(acc_copy_n);
+        if (cfg.copy_attention_weight > 0) rec["copy_attention_loss"] = acc_copy_attn_loss / static_cast<double>(acc_copy_n);
+      }
       if (acc_id_name_n > 0) rec["id_name_acc"] = acc_id_name / static_cast<double>(acc_id_name_n);
       if (acc_id_name_later_n > 0) rec["id_name_acc_later"] = acc_id_name_later / static_cast<double>(acc_id_name_later_n);
       if (acc_mix_n > 0) {
@@ -1122,6 +1175,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_key_match_n = 0;
       acc_mix_lm = acc_mix_ans = acc_mix_id = 0;
       acc_mix_n = 0;
+      acc_copy_attn_loss = acc_copy_share = 0;
+      acc_copy_n = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

@@ -132,6 +132,13 @@ struct TrainConfig {
   // tokens). The second is for ids of two tokens (bytes+splitids), whose second token the layers
   // below do not spread over the document (session 13), so it is read where it is written.
   std::string id_attention_target = "document";
+  // Weight of a loss on where hop 2 looks: at a later retrieval step's id rows whose id already
+  // stands in the active text (synth pointer transcripts: "kept in document [j]" in the injected
+  // document), -log of the last router layer's attention share on those earlier occurrences (mean
+  // over heads inside the log). Not in the paper: the copy has an LM signal of one token per
+  // sample, and the attention that would carry it starts on the previous round's "[id]" (session
+  // 21). With any id option on, the log records that share as copy_attention_share. 0 = off.
+  double copy_attention_weight = 0;
   // Which weights the optimizer updates: "all", or "router" (the decoupled router projections
   // router_q_proj/router_k_proj only). With hard top-k on detached scores only L_aux reaches those,
   // so a "router" stage retrains routing (e.g. key-specific, against distractor needles) while

@@ -764,6 +764,51 @@ TEST(MsaTrain, PointerSamplesNameTheSecondDocumentFromTheFirstsText) {
   EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
 }
 
+TEST(MsaTrain, CopyAttentionLossPullsHopTwoTowardsTheInjectedId) {
+  TrainConfig c = tiny_train("unused");
+  c.tokenizer = "bytes+ids:500";
+  c.model.vocab_size = 262 + 500;
+  c.data.task = "pointer";
+  c.data.min_docs = 2;
+  c.data.max_docs = 4;
+  c.data.max_doc_id = 500;
+  c.id_lm_weight = 1;
+  c.phase1_steps = 0;
+  c.batch = 1;
+  // measured with any id option on: hop 2's id stands in the injected text, so the share is real
+  const auto off = first_step_record(c, "copy-off");
+  ASSERT_TRUE(off.contains("copy_attention_share")) << off.dump();
+  const double share = off["copy_attention_share"].get<double>();
+  EXPECT_GT(share, 0.0);
+  EXPECT_LT(share, 1.0);
+  EXPECT_FALSE(off.contains("copy_attention_loss"));
+  // the loss is -log of that share (one sample, one row) and adds to the step's loss
+  c.copy_attention_weight = 2;
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "copy.json").copy_attention_weight, 2);
+  const auto on = first_step_record(c, "copy-on");
+  ASSERT_TRUE(on.contains("copy_attention_loss")) << on.dump();
+  EXPECT_NEAR(on["copy_attention_share"].get<double>(), share, 1e-6);
+  EXPECT_NEAR(on["copy_attention_loss"].get<double>(), -std::log(share), 1e-4);
+  EXPECT_NEAR(on["loss"].get<double>() - off["loss"].get<double>(), 2 * -std::log(share), 1e-3);
+  // trained, it moves the attention onto the id: the same samples later on, with and without it
+  c.lr = 1e-2;
+  c.warmup_steps = 0;
+  const double trained = step_records(c, "copy-train", 8)[7]["copy_attention_share"].get<double>();
+  c.copy_attention_weight = 0;
+  EXPECT_GT(trained, step_records(c, "copy-train-off", 8)[7]["copy_attention_share"].get<double>());
+  // NIAH names once: nothing to measure
+  c.data.task = "niah";
+  EXPECT_FALSE(first_step_record(c, "copy-niah").contains("copy_attention_share"));
+  auto bad = c.to_json();
+  bad["copy_attention_weight"] = -1;
+  try {
+    TrainConfig::from_json(bad, "copy-bad.json");
+    ADD_FAILURE() << "negative copy_attention_weight accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("copy-bad.json"), std::string::npos) << e.what();
+  }
+}
+
 TEST(MsaTrain, LmMixAddsThePackedLmLossBesideEveryMsaStep) {
   TrainConfig c = tiny_train("unused");
   c.tokenizer = "bytes+ids:64";
