@@ -158,10 +158,6 @@ struct SampleLoss {
   // (TrainConfig::copy_attention_weight), and that share (-1: no such row in this sample).
   torch::Tensor copy_attention = torch::zeros({});
   double copy_attention_share = -1;
-  // CE and accuracy of the last router layer's values at the active text's id tokens read out as
-  // those tokens (TrainConfig::copy_probe_weight; -1: not measured).
-  torch::Tensor copy_probe = torch::zeros({});
-  double copy_probe_accuracy = -1;
   double id_probe_accuracy = 0;
   // Key matching (TrainConfig::key_match_weight): mean over router layers of the InfoNCE of the
   // question's key token over the needles' key chunks, and how often the asked needle's chunk won.
@@ -292,11 +288,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     copy_rows.push_back(i);
     copy_sources.push_back(std::move(at));
   }
-  torch::Tensor copy_attention = torch::zeros({}), copy_probe = torch::zeros({});
-  double copy_attention_share = -1, copy_probe_accuracy = -1;
-  std::set<int64_t> tag_tokens;  // the memory documents' id tokens (copy_probe_weight)
-  if (cfg.copy_probe_weight > 0)
-    for (const auto& tag : t.doc_tag) tag_tokens.insert(tag.begin(), tag.end());
+  torch::Tensor copy_attention = torch::zeros({});
+  double copy_attention_share = -1;
   std::vector<double> id_memory_attention;
   std::vector<torch::Tensor> id_attention_terms;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -445,22 +438,6 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
           if (cfg.id_attention_weight > 0)
             id_attention_terms.push_back(-(torch::logsumexp(log_share, 1) - std::log(static_cast<double>(H))).mean());
         }
-        if (l == last_router && cfg.copy_probe_weight > 0) {
-          // Each id token of the active text, read by every head at once (as id_probe reads a
-          // chunk), through o_proj and the LM head must give the token back: the copy's value path.
-          std::vector<int64_t> at, labels;
-          for (int64_t j = T; j < La; ++j)
-            if (tag_tokens.count(t.active[j])) {
-              at.push_back(j);
-              labels.push_back(t.active[j]);
-            }
-          if (!at.empty()) {
-            auto v = qa.v[0].index_select(1, torch::tensor(at, torch::kInt64)).repeat_interleave(H / Hk, 0);  // [H, R, D]
-            auto plogits = m.hidden_to_logits(torch::linear(v.permute({1, 0, 2}).reshape({-1, H * D}), L.o_proj));
-            copy_probe = torch::nn::functional::cross_entropy(plogits, torch::tensor(labels, torch::kInt64));
-            copy_probe_accuracy = masked_accuracy(plogits, labels, std::vector<uint8_t>(labels.size(), 1));
-          }
-        }
         if (l == last_router && !copy_rows.empty()) {
           // Hop-2 naming copies an id out of the injected text: the share of attention these rows
           // give the earlier occurrences of the id they must write (TrainConfig::copy_attention_weight).
@@ -514,8 +491,6 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   r.id_attention = id_attention_terms.empty() ? torch::zeros({}) : torch::stack(id_attention_terms).mean();
   r.copy_attention = copy_attention;
   r.copy_attention_share = copy_attention_share;
-  r.copy_probe = copy_probe;
-  r.copy_probe_accuracy = copy_probe_accuracy;
   r.id_accuracy = masked_accuracy(logits, t.labels, t.id_target);
   if (!id_rows.empty()) {
     std::vector<uint8_t> naming(t.labels.size(), 0);
@@ -833,7 +808,6 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.id_attention_weight = j.value("id_attention_weight", c.id_attention_weight);
     c.id_attention_target = j.value("id_attention_target", c.id_attention_target);
     c.copy_attention_weight = j.value("copy_attention_weight", c.copy_attention_weight);
-    c.copy_probe_weight = j.value("copy_probe_weight", c.copy_probe_weight);
     c.trainable = j.value("trainable", c.trainable);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
@@ -892,9 +866,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   if (!(c.key_match_weight >= 0)) throw Error(src + ": key_match_weight must be >= 0");
   if (c.phase2_aux_weight < 0) throw Error(src + ": phase2_aux_weight must be >= 0");
   if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0 || c.id_attention_weight < 0 ||
-      c.copy_attention_weight < 0 || c.copy_probe_weight < 0)
-    throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight, id_attention_weight, copy_attention_weight and "
-                      "copy_probe_weight must be >= 0");
+      c.copy_attention_weight < 0)
+    throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight, id_attention_weight and copy_attention_weight must be >= 0");
   if (c.id_attention_target != "document" && c.id_attention_target != "tag_chunks")
     throw Error(src + ": id_attention_target must be \"document\" or \"tag_chunks\", not \"" + c.id_attention_target + "\"");
   if (c.trainable != "all" && c.trainable != "router" && c.trainable.rfind("layers:", 0) != 0)
@@ -936,7 +909,6 @@ json TrainConfig::to_json() const {
           {"id_attention_weight", id_attention_weight},
           {"id_attention_target", id_attention_target},
           {"copy_attention_weight", copy_attention_weight},
-          {"copy_probe_weight", copy_probe_weight},
           {"trainable", trainable},
           {"data", data_json(data)},
           {"lm_mix_weight", lm_mix_weight}, {"lm_mix", [this] {
@@ -1056,8 +1028,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   int64_t acc_key_match_n = 0;
   double acc_mix_lm = 0, acc_mix_ans = 0, acc_mix_id = 0;
   int64_t acc_mix_n = 0;
-  double acc_copy_attn_loss = 0, acc_copy_share = 0, acc_copy_probe = 0, acc_copy_probe_acc = 0;
-  int64_t acc_copy_n = 0, acc_copy_probe_n = 0;
+  double acc_copy_attn_loss = 0, acc_copy_share = 0;
+  int64_t acc_copy_n = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -1089,7 +1061,6 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       if (cfg.id_probe_weight > 0) lm = lm + cfg.id_probe_weight * l.id_probe;
       if (cfg.id_attention_weight > 0) lm = lm + cfg.id_attention_weight * l.id_attention;
       if (cfg.copy_attention_weight > 0) lm = lm + cfg.copy_attention_weight * l.copy_attention;
-      if (cfg.copy_probe_weight > 0) lm = lm + cfg.copy_probe_weight * l.copy_probe;
       auto loss = (w_lm * lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux + cfg.key_match_weight * l.key_match) / batch;
       loss.backward();
       acc_loss += loss.item<double>() * batch;
@@ -1107,11 +1078,6 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         acc_copy_attn_loss += l.copy_attention.item<double>();
         acc_copy_share += l.copy_attention_share;
         ++acc_copy_n;
-      }
-      if (l.copy_probe_accuracy >= 0) {
-        acc_copy_probe += l.copy_probe.item<double>();
-        acc_copy_probe_acc += l.copy_probe_accuracy;
-        ++acc_copy_probe_n;
       }
       if (l.key_match_top1 >= 0) {
         acc_key_match += l.key_match.item<double>();
@@ -1173,10 +1139,6 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         rec["copy_attention_share"] = acc_copy_share / static_cast<double>(acc_copy_n);
         if (cfg.copy_attention_weight > 0) rec["copy_attention_loss"] = acc_copy_attn_loss / static_cast<double>(acc_copy_n);
       }
-      if (acc_copy_probe_n > 0) {
-        rec["copy_probe_loss"] = acc_copy_probe / static_cast<double>(acc_copy_probe_n);
-        rec["copy_probe_acc"] = acc_copy_probe_acc / static_cast<double>(acc_copy_probe_n);
-      }
       if (acc_id_name_n > 0) rec["id_name_acc"] = acc_id_name / static_cast<double>(acc_id_name_n);
       if (acc_id_name_later_n > 0) rec["id_name_acc_later"] = acc_id_name_later / static_cast<double>(acc_id_name_later_n);
       if (acc_mix_n > 0) {
@@ -1213,8 +1175,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_key_match_n = 0;
       acc_mix_lm = acc_mix_ans = acc_mix_id = 0;
       acc_mix_n = 0;
-      acc_copy_attn_loss = acc_copy_share = acc_copy_probe = acc_copy_probe_acc = 0;
-      acc_copy_n = acc_copy_probe_n = 0;
+      acc_copy_attn_loss = acc_copy_share = 0;
+      acc_copy_n = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

@@ -139,11 +139,6 @@ struct TrainConfig {
   // sample, and the attention that would carry it starts on the previous round's "[id]" (session
   // 21). With any id option on, the log records that share as copy_attention_share. 0 = off.
   double copy_attention_weight = 0;
-  // Weight of a loss on what such a copy writes: at the last router layer, the values of every id
-  // token in the active text (all heads, as id_probe reads a chunk), through o_proj and the LM head,
-  // must give that token back. Dense (every injected "[id]" counts), where the hop-2 LM target is
-  // one row per sample. Logged as copy_probe_loss and copy_probe_acc. 0 = off.
-  double copy_probe_weight = 0;
   // Which weights the optimizer updates: "all", or "router" (the decoupled router projections
   // router_q_proj/router_k_proj only). With hard top-k on detached scores only L_aux reaches those,
   // so a "router" stage retrains routing (e.g. key-specific, against distractor needles) while
