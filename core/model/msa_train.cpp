@@ -207,6 +207,28 @@ torch::Tensor attend_within_documents(const Qwen3Model& m, const Qwen3Model::QKV
   return torch::cat(outs, 0);
 }
 
+// Where copy rows look (TrainConfig::copy_attention_weight): for rows of q [1, H, L, D] over keys
+// k [1, Hk, Lk, D] under bias [1, 1, L, Lk], the log of the attention share each head gives the
+// row's source columns. Returns [H, rows]; the scores are attend()'s.
+torch::Tensor log_copy_share(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& bias,
+                             const std::vector<int64_t>& rows, const std::vector<std::vector<int64_t>>& source_cols) {
+  const int64_t H = q.size(1), Hk = k.size(1), D = q.size(3), Lk = k.size(2), R = static_cast<int64_t>(rows.size());
+  auto at = torch::tensor(rows, torch::kInt64);
+  auto scores = torch::matmul(q.index_select(2, at), k.repeat_interleave(H / Hk, 1).transpose(-1, -2)).to(torch::kFloat32) /
+                    std::sqrt(static_cast<double>(D)) + bias.index_select(2, at);
+  std::vector<float> mask(R * Lk, kLowest);  // 0 on each row's source columns
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t j : source_cols[r]) mask[r * Lk + j] = 0.0f;
+  auto source = torch::tensor(mask).view({1, 1, R, Lk});
+  return (torch::logsumexp(scores + source, -1) - torch::logsumexp(scores, -1))[0];
+}
+
+// The copy loss from log_copy_share's [H, rows]: -log of the share's mean over heads (one head
+// copying is enough), mean over rows.
+torch::Tensor copy_attention_loss(const torch::Tensor& log_share) {
+  return -(torch::logsumexp(log_share, 0) - std::log(static_cast<double>(log_share.size(0)))).mean();
+}
+
 SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& cfg, const Tokenized& t) {
   const auto& c = m.config();
   const auto& msa = *c.msa;
@@ -440,20 +462,14 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
         }
         if (l == last_router && !copy_rows.empty()) {
           // Hop-2 naming copies an id out of the injected text: the share of attention these rows
-          // give the earlier occurrences of the id they must write (TrainConfig::copy_attention_weight).
+          // give the earlier occurrences of the id they must write. Keys: template | chunks | rest.
           c10::AutoGradMode grad(cfg.copy_attention_weight > 0);
-          auto rows = torch::tensor(copy_rows, torch::kInt64);
-          auto scores = torch::matmul(qa.q.index_select(2, rows), K.repeat_interleave(H / Hk, 1).transpose(-1, -2))
-                            .to(torch::kFloat32) / std::sqrt(static_cast<double>(D)) + bias.index_select(2, rows);
-          const int64_t R = static_cast<int64_t>(copy_rows.size());
-          std::vector<float> mask(R * (La + n), kLowest);  // 0 on the source columns (keys: template | chunks | rest)
-          for (int64_t r = 0; r < R; ++r)
-            for (int64_t j : copy_sources[r]) mask[r * (La + n) + (j < T ? j : j + n)] = 0.0f;
-          auto source = torch::tensor(mask).view({1, 1, R, La + n});
-          auto log_share = torch::logsumexp(scores + source, -1) - torch::logsumexp(scores, -1);  // [1, H, rows]
+          std::vector<std::vector<int64_t>> cols = copy_sources;
+          for (auto& row : cols)
+            for (auto& j : row) j = j < T ? j : j + n;
+          auto log_share = log_copy_share(qa.q, K, bias, copy_rows, cols);
           copy_attention_share = log_share.detach().exp().mean().item<double>();
-          if (cfg.copy_attention_weight > 0)
-            copy_attention = -(torch::logsumexp(log_share, 1) - std::log(static_cast<double>(H))).mean();
+          if (cfg.copy_attention_weight > 0) copy_attention = copy_attention_loss(log_share);
         }
       } else {
         out = m.attend(qa.q, qa.k, qa.v, act_causal);
@@ -528,7 +544,7 @@ uint64_t packed_first_index(int64_t step, int batch, int seq_len) {
 // steps. Sample indices continue from first_index; returns the loss and fills answer and id
 // accuracy and token counts.
 SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainConfig::DataStage& st, int batch,
-                          uint64_t first_index) {
+                          uint64_t first_index, double copy_attention_weight) {
   const int64_t seq_len = st.seq_len, n = batch * seq_len;
   const double context_weight = st.context_weight;
   const Documents docs = st.documents_in_context ? Documents::InContext : Documents::None;
@@ -557,14 +573,45 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   auto y = torch::tensor(labels, torch::kInt64).view({batch, seq_len});
   auto pos = torch::arange(seq_len, torch::kInt64).unsqueeze(0).expand({batch, seq_len});
   auto bias = prefix_causal_bias(torch::zeros({batch, 0}, torch::kBool), torch::ones({batch, seq_len}, torch::kBool));
+  // Copy rows (copy_attention_weight): a trained id target that already stands earlier in its
+  // packed row (a copy_ids second copy, a pointer hop with train_seen_ids), and where.
+  std::vector<std::vector<int64_t>> copy_rows(batch);
+  std::vector<std::vector<std::vector<int64_t>>> copy_sources(batch);
+  const auto first_id = tok.token_id("[0]");
+  if (copy_attention_weight > 0 && first_id)
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < seq_len; ++i) {
+        const int64_t target = labels[b * seq_len + i];
+        if (target < *first_id) continue;  // -100, or not an id
+        std::vector<int64_t> at;
+        for (int64_t j = 0; j <= i; ++j)
+          if (ids[b * seq_len + j] == target) at.push_back(j);
+        if (at.empty()) continue;
+        copy_rows[b].push_back(i);
+        copy_sources[b].push_back(std::move(at));
+      }
+  const int copy_layer = m.config().msa ? *std::max_element(m.config().msa->router_layers.begin(), m.config().msa->router_layers.end())
+                                        : static_cast<int>(m.layers.size()) - 1;
+  std::vector<torch::Tensor> copy_log_shares;
   auto h = torch::embedding(m.embed_tokens, x);
-  for (const auto& L : m.layers) {
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    const auto& L = m.layers[l];
     auto qkv = m.project_qkv(L, m.rms_norm(h, L.input_norm), pos);
+    if (static_cast<int>(l) == copy_layer)
+      for (int64_t b = 0; b < batch; ++b)
+        if (!copy_rows[b].empty())
+          copy_log_shares.push_back(log_copy_share(qkv.q.narrow(0, b, 1), qkv.k.narrow(0, b, 1), bias.narrow(0, b, 1),
+                                                   copy_rows[b], copy_sources[b]));
     h = h + torch::linear(m.attend(qkv.q, qkv.k, qkv.v, bias), L.o_proj);
     h = h + m.mlp(L, m.rms_norm(h, L.post_norm));
   }
   auto logits = m.hidden_to_logits(h).view({n, -1});
   SampleLoss r;
+  if (!copy_log_shares.empty()) {
+    auto log_share = torch::cat(copy_log_shares, 1);  // [H, rows]
+    r.copy_attention = copy_attention_loss(log_share);
+    r.copy_attention_share = log_share.detach().exp().mean().item<double>();
+  }
   namespace F = torch::nn::functional;
   if (std::all_of(labels.begin(), labels.end(), [](int64_t l) { return l == -100; })) {
     r.lm = logits.sum() * 0.0;  // rows of inline documents only: no target (a mean over none is NaN)
@@ -1028,8 +1075,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   int64_t acc_key_match_n = 0;
   double acc_mix_lm = 0, acc_mix_ans = 0, acc_mix_id = 0;
   int64_t acc_mix_n = 0;
-  double acc_copy_attn_loss = 0, acc_copy_share = 0;
-  int64_t acc_copy_n = 0;
+  double acc_copy_attn_loss = 0, acc_copy_share = 0, acc_mix_copy_loss = 0, acc_mix_copy_share = 0;
+  int64_t acc_copy_n = 0, acc_mix_copy_n = 0;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -1042,9 +1089,15 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     const auto* stage = cfg.stage_at(step);
     const bool lm_stage = stage && stage->objective == "lm";
     if (lm_stage) {
-      SampleLoss l = packed_lm_loss(model, *tok, *stage, batch, packed_first_index(step, batch, stage->seq_len));
-      l.lm.backward();
-      acc_loss += l.lm.item<double>();
+      SampleLoss l = packed_lm_loss(model, *tok, *stage, batch, packed_first_index(step, batch, stage->seq_len),
+                                    cfg.copy_attention_weight);
+      (l.lm + cfg.copy_attention_weight * l.copy_attention).backward();
+      if (l.copy_attention_share >= 0) {
+        acc_copy_attn_loss += l.copy_attention.item<double>();
+        acc_copy_share += l.copy_attention_share;
+        ++acc_copy_n;
+      }
+      acc_loss += l.lm.item<double>() + cfg.copy_attention_weight * l.copy_attention.item<double>();
       acc_lm += l.lm.item<double>();
       acc_ans += l.answer_accuracy;
       acc_id += l.id_accuracy;
@@ -1102,8 +1155,14 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     }
     if (!lm_stage && cfg.lm_mix_weight > 0) {
       const auto& mix = cfg.lm_mix;
-      SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch, packed_first_index(step, mix.batch, mix.seq_len));
-      (cfg.lm_mix_weight * l.lm).backward();
+      SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch, packed_first_index(step, mix.batch, mix.seq_len),
+                                    cfg.copy_attention_weight);
+      (cfg.lm_mix_weight * (l.lm + cfg.copy_attention_weight * l.copy_attention)).backward();
+      if (l.copy_attention_share >= 0) {
+        acc_mix_copy_loss += l.copy_attention.item<double>();
+        acc_mix_copy_share += l.copy_attention_share;
+        ++acc_mix_copy_n;
+      }
       acc_mix_lm += l.lm.item<double>();
       acc_mix_ans += l.answer_accuracy;
       acc_mix_id += l.id_accuracy;
@@ -1138,6 +1197,10 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       if (acc_copy_n > 0) {
         rec["copy_attention_share"] = acc_copy_share / static_cast<double>(acc_copy_n);
         if (cfg.copy_attention_weight > 0) rec["copy_attention_loss"] = acc_copy_attn_loss / static_cast<double>(acc_copy_n);
+      }
+      if (acc_mix_copy_n > 0) {
+        rec["mix_copy_attention_share"] = acc_mix_copy_share / static_cast<double>(acc_mix_copy_n);
+        rec["mix_copy_attention_loss"] = acc_mix_copy_loss / static_cast<double>(acc_mix_copy_n);
       }
       if (acc_id_name_n > 0) rec["id_name_acc"] = acc_id_name / static_cast<double>(acc_id_name_n);
       if (acc_id_name_later_n > 0) rec["id_name_acc_later"] = acc_id_name_later / static_cast<double>(acc_id_name_later_n);
@@ -1175,8 +1238,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_key_match_n = 0;
       acc_mix_lm = acc_mix_ans = acc_mix_id = 0;
       acc_mix_n = 0;
-      acc_copy_attn_loss = acc_copy_share = 0;
-      acc_copy_n = 0;
+      acc_copy_attn_loss = acc_copy_share = acc_mix_copy_loss = acc_mix_copy_share = 0;
+      acc_copy_n = acc_mix_copy_n = 0;
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

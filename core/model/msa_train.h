@@ -132,12 +132,14 @@ struct TrainConfig {
   // tokens). The second is for ids of two tokens (bytes+splitids), whose second token the layers
   // below do not spread over the document (session 13), so it is read where it is written.
   std::string id_attention_target = "document";
-  // Weight of a loss on where hop 2 looks: at a later retrieval step's id rows whose id already
-  // stands in the active text (synth pointer transcripts: "kept in document [j]" in the injected
-  // document), -log of the last router layer's attention share on those earlier occurrences (mean
-  // over heads inside the log). Not in the paper: the copy has an LM signal of one token per
-  // sample, and the attention that would carry it starts on the previous round's "[id]" (session
-  // 21). With any id option on, the log records that share as copy_attention_share. 0 = off.
+  // Weight of a loss on where a copy looks: -log of the last router layer's attention share on the
+  // earlier occurrences of the id a row must write (mean over heads inside the log). In msa steps
+  // the rows are later retrieval steps' ids that already stand in the active text (synth pointer
+  // transcripts: "kept in document [j]" in the injected document); in "lm" stages and lm_mix, every
+  // trained id target already in its packed row (copy_ids' second copies: a dense signal for the
+  // same circuit). Not in the paper: hop 2's LM signal is one token per sample, and the attention
+  // that would carry it starts near zero (session 22: a share of 1e-26). With any id option on, msa
+  // steps log that share as copy_attention_share; lm_mix logs mix_copy_attention_*. 0 = off.
   double copy_attention_weight = 0;
   // Which weights the optimizer updates: "all", or "router" (the decoupled router projections
   // router_q_proj/router_k_proj only). With hard top-k on detached scores only L_aux reaches those,

@@ -764,7 +764,7 @@ TEST(MsaTrain, PointerSamplesNameTheSecondDocumentFromTheFirstsText) {
   EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
 }
 
-TEST(MsaTrain, CopyAttentionLossPullsHopTwoTowardsTheInjectedId) {
+TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   TrainConfig c = tiny_train("unused");
   c.tokenizer = "bytes+ids:500";
   c.model.vocab_size = 262 + 500;
@@ -796,6 +796,31 @@ TEST(MsaTrain, CopyAttentionLossPullsHopTwoTowardsTheInjectedId) {
   const double trained = step_records(c, "copy-train", 8)[7]["copy_attention_share"].get<double>();
   c.copy_attention_weight = 0;
   EXPECT_GT(trained, step_records(c, "copy-train-off", 8)[7]["copy_attention_share"].get<double>());
+  // in lm_mix and lm stages the rows are trained ids already in their packed row: copy_ids' second copies
+  c.lm_mix_weight = 1;
+  c.lm_mix.seq_len = 128;
+  c.lm_mix.batch = 2;
+  c.lm_mix.data = c.data;
+  c.lm_mix.data.task = "copy_ids";
+  c.lm_mix.data.copy_max_len = 6;
+  const auto mix_off = first_step_record(c, "copy-mix-off");
+  EXPECT_FALSE(mix_off.contains("mix_copy_attention_share"));
+  c.copy_attention_weight = 2;
+  const auto mix_on = first_step_record(c, "copy-mix-on");
+  ASSERT_TRUE(mix_on.contains("mix_copy_attention_share")) << mix_on.dump();
+  const double mix_share = mix_on["mix_copy_attention_share"].get<double>();
+  EXPECT_GT(mix_share, 0.0);
+  EXPECT_LT(mix_share, 1.0);
+  EXPECT_GE(mix_on["mix_copy_attention_loss"].get<double>(), -std::log(mix_share) - 1e-6);  // a mean of -log >= -log of the mean
+  EXPECT_EQ(mix_on["mix_lm_loss"].get<double>(), mix_off["mix_lm_loss"].get<double>());
+  TrainConfig::DataStage lm = c.lm_mix;
+  lm.until_step = 1;
+  c.curriculum = {lm};
+  const auto stage = first_step_record(c, "copy-lm-stage");
+  ASSERT_TRUE(stage.contains("copy_attention_loss")) << stage.dump();
+  EXPECT_NEAR(stage["loss"].get<double>() - stage["lm_loss"].get<double>(), 2 * stage["copy_attention_loss"].get<double>(), 1e-4);
+  c.curriculum.clear();
+  c.lm_mix_weight = 0;
   // NIAH names once: nothing to measure
   c.data.task = "niah";
   EXPECT_FALSE(first_step_record(c, "copy-niah").contains("copy_attention_share"));
