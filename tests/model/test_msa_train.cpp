@@ -73,6 +73,14 @@ std::vector<nlohmann::json> step_records(TrainConfig c, const std::string& name,
   return records;
 }
 nlohmann::json first_step_record(const TrainConfig& c, const std::string& name) { return step_records(c, name, 1).at(0); }
+// A small lm_mix of copy_ids strings over c's data (its weight left as it is).
+void copy_ids_mix(TrainConfig& c) {
+  c.lm_mix.seq_len = 128;
+  c.lm_mix.batch = 2;
+  c.lm_mix.data = c.data;
+  c.lm_mix.data.task = "copy_ids";
+  c.lm_mix.data.copy_max_len = 6;
+}
 // Trains `c` (its trainable option) for two steps from its random init; returns (init, trained).
 std::pair<Qwen3Model, Qwen3Model> initial_and_trained(TrainConfig c, const std::string& name) {
   const auto dir = tmp(name);
@@ -798,11 +806,7 @@ TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   EXPECT_GT(trained, step_records(c, "copy-train-off", 8)[7]["copy_attention_share"].get<double>());
   // in lm_mix and lm stages the rows are trained ids already in their packed row: copy_ids' second copies
   c.lm_mix_weight = 1;
-  c.lm_mix.seq_len = 128;
-  c.lm_mix.batch = 2;
-  c.lm_mix.data = c.data;
-  c.lm_mix.data.task = "copy_ids";
-  c.lm_mix.data.copy_max_len = 6;
+  copy_ids_mix(c);
   const auto mix_off = first_step_record(c, "copy-mix-off");
   EXPECT_FALSE(mix_off.contains("mix_copy_attention_share"));
   c.copy_attention_weight = 2;
@@ -839,11 +843,7 @@ TEST(MsaTrain, LmMixAddsThePackedLmLossBesideEveryMsaStep) {
   c.tokenizer = "bytes+ids:64";
   c.model.vocab_size = 262 + 64;
   c.data.max_doc_id = 64;
-  c.lm_mix.seq_len = 128;
-  c.lm_mix.batch = 2;
-  c.lm_mix.data = c.data;
-  c.lm_mix.data.task = "copy_ids";
-  c.lm_mix.data.copy_max_len = 6;
+  copy_ids_mix(c);
   const auto off = first_step_record(c, "mix-off");
   EXPECT_FALSE(off.contains("mix_lm_loss"));
   c.lm_mix_weight = 1;
