@@ -229,6 +229,14 @@ torch::Tensor copy_attention_loss(const torch::Tensor& log_share) {
   return -(torch::logsumexp(log_share, 0) - std::log(static_cast<double>(log_share.size(0)))).mean();
 }
 
+// The layer whose attention copy_attention_weight trains: copy_attention_layer, or by default the
+// last router layer.
+int copy_layer_of(const TrainConfig& cfg, const ModelConfig& mc) {
+  if (cfg.copy_attention_layer >= 0) return cfg.copy_attention_layer;
+  return mc.msa ? *std::max_element(mc.msa->router_layers.begin(), mc.msa->router_layers.end())
+                : static_cast<int>(mc.num_hidden_layers) - 1;
+}
+
 SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& cfg, const Tokenized& t) {
   const auto& c = m.config();
   const auto& msa = *c.msa;
@@ -312,6 +320,18 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   }
   torch::Tensor copy_attention = torch::zeros({});
   double copy_attention_share = -1;
+  const int copy_layer = copy_layer_of(cfg, c);
+  // The copy rows' attention at copy_layer over keys K under bias, where keys past the template
+  // are shifted by n memory chunks (0 outside the router layers).
+  auto measure_copy = [&](const torch::Tensor& q, const torch::Tensor& K, const torch::Tensor& bias, int64_t n) {
+    c10::AutoGradMode grad(cfg.copy_attention_weight > 0);
+    std::vector<std::vector<int64_t>> cols = copy_sources;
+    for (auto& row : cols)
+      for (auto& j : row) j = j < T ? j : j + n;
+    auto log_share = log_copy_share(q, K, bias, copy_rows, cols);
+    copy_attention_share = log_share.detach().exp().mean().item<double>();
+    if (cfg.copy_attention_weight > 0) copy_attention = copy_attention_loss(log_share);
+  };
   std::vector<double> id_memory_attention;
   std::vector<torch::Tensor> id_attention_terms;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -460,19 +480,12 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
           if (cfg.id_attention_weight > 0)
             id_attention_terms.push_back(-(torch::logsumexp(log_share, 1) - std::log(static_cast<double>(H))).mean());
         }
-        if (l == last_router && !copy_rows.empty()) {
-          // Hop-2 naming copies an id out of the injected text: the share of attention these rows
-          // give the earlier occurrences of the id they must write. Keys: template | chunks | rest.
-          c10::AutoGradMode grad(cfg.copy_attention_weight > 0);
-          std::vector<std::vector<int64_t>> cols = copy_sources;
-          for (auto& row : cols)
-            for (auto& j : row) j = j < T ? j : j + n;
-          auto log_share = log_copy_share(qa.q, K, bias, copy_rows, cols);
-          copy_attention_share = log_share.detach().exp().mean().item<double>();
-          if (cfg.copy_attention_weight > 0) copy_attention = copy_attention_loss(log_share);
-        }
+        // Hop-2 naming copies an id out of the injected text: the share of attention these rows
+        // give the earlier occurrences of the id they must write. Keys: template | chunks | rest.
+        if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, K, bias, n);
       } else {
         out = m.attend(qa.q, qa.k, qa.v, act_causal);
+        if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, qa.k, act_causal, 0);
       }
       if (l < last_router) {
         auto within = padded ? m.attend(qd.q, qd.k, qd.v, dbias) : attend_within_documents(m, qd, lengths, dbias);
@@ -481,6 +494,7 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
       }
     } else {
       out = m.attend(qa.q, qa.k, qa.v, act_causal);
+      if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, qa.k, act_causal, 0);
     }
     ha = ha + torch::linear(out, L.o_proj);
     ha = ha + m.mlp(L, m.rms_norm(ha, L.post_norm));
@@ -544,7 +558,7 @@ uint64_t packed_first_index(int64_t step, int batch, int seq_len) {
 // steps. Sample indices continue from first_index; returns the loss and fills answer and id
 // accuracy and token counts.
 SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainConfig::DataStage& st, int batch,
-                          uint64_t first_index, double copy_attention_weight) {
+                          uint64_t first_index, double copy_attention_weight, int copy_layer) {
   const int64_t seq_len = st.seq_len, n = batch * seq_len;
   const double context_weight = st.context_weight;
   const Documents docs = st.documents_in_context ? Documents::InContext : Documents::None;
@@ -590,8 +604,6 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
         copy_rows[b].push_back(i);
         copy_sources[b].push_back(std::move(at));
       }
-  const int copy_layer = m.config().msa ? *std::max_element(m.config().msa->router_layers.begin(), m.config().msa->router_layers.end())
-                                        : static_cast<int>(m.layers.size()) - 1;
   std::vector<torch::Tensor> copy_log_shares;
   auto h = torch::embedding(m.embed_tokens, x);
   for (size_t l = 0; l < m.layers.size(); ++l) {
@@ -855,6 +867,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.id_attention_weight = j.value("id_attention_weight", c.id_attention_weight);
     c.id_attention_target = j.value("id_attention_target", c.id_attention_target);
     c.copy_attention_weight = j.value("copy_attention_weight", c.copy_attention_weight);
+    c.copy_attention_layer = j.value("copy_attention_layer", c.copy_attention_layer);
     c.trainable = j.value("trainable", c.trainable);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
@@ -920,6 +933,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   if (c.trainable != "all" && c.trainable != "router" && c.trainable.rfind("layers:", 0) != 0)
     throw Error(src + ": trainable must be \"all\", \"router\" or \"layers:I,J,...\", not \"" + c.trainable + "\"");
   trainable_layers(c.trainable, c.model.num_hidden_layers, src);  // refuses bad indices at load
+  if (c.copy_attention_layer < -1 || c.copy_attention_layer >= c.model.num_hidden_layers)
+    throw Error(src + ": copy_attention_layer must be -1 (the last router layer) or a layer index below " +
+                std::to_string(c.model.num_hidden_layers) + ", not " + std::to_string(c.copy_attention_layer));
   if (c.trainable == "router" && (!c.model.msa || !c.model.msa->decouple_router || !c.aux_loss))
     throw Error(src + ": trainable \"router\" needs model.msa_config.decouple_router (the router projections) "
                 "and aux_loss (the only loss that reaches them)");
@@ -956,6 +972,7 @@ json TrainConfig::to_json() const {
           {"id_attention_weight", id_attention_weight},
           {"id_attention_target", id_attention_target},
           {"copy_attention_weight", copy_attention_weight},
+          {"copy_attention_layer", copy_attention_layer},
           {"trainable", trainable},
           {"data", data_json(data)},
           {"lm_mix_weight", lm_mix_weight}, {"lm_mix", [this] {
@@ -1090,7 +1107,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     const bool lm_stage = stage && stage->objective == "lm";
     if (lm_stage) {
       SampleLoss l = packed_lm_loss(model, *tok, *stage, batch, packed_first_index(step, batch, stage->seq_len),
-                                    cfg.copy_attention_weight);
+                                    cfg.copy_attention_weight, copy_layer_of(cfg, model.config()));
       (l.lm + cfg.copy_attention_weight * l.copy_attention).backward();
       if (l.copy_attention_share >= 0) {
         acc_copy_attn_loss += l.copy_attention.item<double>();
@@ -1156,7 +1173,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     if (!lm_stage && cfg.lm_mix_weight > 0) {
       const auto& mix = cfg.lm_mix;
       SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch, packed_first_index(step, mix.batch, mix.seq_len),
-                                    cfg.copy_attention_weight);
+                                    cfg.copy_attention_weight, copy_layer_of(cfg, model.config()));
       (cfg.lm_mix_weight * (l.lm + cfg.copy_attention_weight * l.copy_attention)).backward();
       if (l.copy_attention_share >= 0) {
         acc_mix_copy_loss += l.copy_attention.item<double>();

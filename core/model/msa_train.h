@@ -141,6 +141,11 @@ struct TrainConfig {
   // that would carry it starts near zero (session 22: a share of 1e-26). With any id option on, msa
   // steps log that share as copy_attention_share; lm_mix logs mix_copy_attention_*. 0 = off.
   double copy_attention_weight = 0;
+  // The layer whose attention copy_attention_weight trains; -1 = the last router layer. Measured
+  // (session 22): the copy that an "lm" stage on copy_ids grows runs through layer 2's head 0 in
+  // msa-small (85% of copy rows attend the source there after 4,300 steps), and supervising layer 3
+  // instead drew attention to the source without copying.
+  int copy_attention_layer = -1;
   // Which weights the optimizer updates: "all", or "router" (the decoupled router projections
   // router_q_proj/router_k_proj only). With hard top-k on detached scores only L_aux reaches those,
   // so a "router" stage retrains routing (e.g. key-specific, against distractor needles) while

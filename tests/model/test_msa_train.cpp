@@ -798,6 +798,14 @@ TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   EXPECT_NEAR(on["copy_attention_share"].get<double>(), share, 1e-6);
   EXPECT_NEAR(on["copy_attention_loss"].get<double>(), -std::log(share), 1e-4);
   EXPECT_NEAR(on["loss"].get<double>() - off["loss"].get<double>(), 2 * -std::log(share), 1e-3);
+  // any layer can be the copy layer: layer 0 is not a router layer here (no memory keys)
+  c.copy_attention_layer = 0;
+  const auto layer0 = first_step_record(c, "copy-layer0");
+  ASSERT_TRUE(layer0.contains("copy_attention_share")) << layer0.dump();
+  EXPECT_GT(layer0["copy_attention_share"].get<double>(), 0.0);
+  EXPECT_NE(layer0["copy_attention_share"].get<double>(), share);
+  EXPECT_NEAR(layer0["copy_attention_loss"].get<double>(), -std::log(layer0["copy_attention_share"].get<double>()), 1e-4);
+  c.copy_attention_layer = -1;
   // trained, it moves the attention onto the id: the same samples later on, with and without it
   c.lr = 1e-2;
   c.warmup_steps = 0;
@@ -828,13 +836,16 @@ TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   // NIAH names once: nothing to measure
   c.data.task = "niah";
   EXPECT_FALSE(first_step_record(c, "copy-niah").contains("copy_attention_share"));
-  auto bad = c.to_json();
-  bad["copy_attention_weight"] = -1;
-  try {
-    TrainConfig::from_json(bad, "copy-bad.json");
-    ADD_FAILURE() << "negative copy_attention_weight accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("copy-bad.json"), std::string::npos) << e.what();
+  for (auto edit : {+[](nlohmann::json& j) { j["copy_attention_weight"] = -1; }, +[](nlohmann::json& j) { j["copy_attention_layer"] = -2; },
+                    +[](nlohmann::json& j) { j["copy_attention_layer"] = 2; }}) {  // tiny_train has 2 layers
+    auto bad = c.to_json();
+    edit(bad);
+    try {
+      TrainConfig::from_json(bad, "copy-bad.json");
+      ADD_FAILURE() << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("copy-bad.json"), std::string::npos) << e.what();
+    }
   }
 }
 
