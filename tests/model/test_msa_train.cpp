@@ -73,6 +73,23 @@ std::vector<nlohmann::json> step_records(TrainConfig c, const std::string& name,
   return records;
 }
 nlohmann::json first_step_record(const TrainConfig& c, const std::string& name) { return step_records(c, name, 1).at(0); }
+using JsonEdit = void (*)(nlohmann::json&);
+// Each edit of `good` must be refused by TrainConfig::from_json with an error naming `file` (and
+// holding `word`, when given).
+void expect_refused(const nlohmann::json& good, std::initializer_list<JsonEdit> edits, const std::string& file,
+                    const std::string& word = "") {
+  for (auto edit : edits) {
+    auto bad = good;
+    edit(bad);
+    try {
+      TrainConfig::from_json(bad, file);
+      ADD_FAILURE() << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+      if (!word.empty()) EXPECT_NE(std::string(e.what()).find(word), std::string::npos) << e.what();
+    }
+  }
+}
 // A small lm_mix of copy_ids strings over c's data (its weight left as it is).
 void copy_ids_mix(TrainConfig& c) {
   c.lm_mix.seq_len = 128;
@@ -483,18 +500,9 @@ TEST(MsaTrain, RouterOnlyStageUpdatesTheRouterProjectionsOnly) {
       EXPECT_FALSE(torch::equal(a.router_k_proj, b.router_k_proj)) << "layer " << l;
     }
   }
-  for (auto edit : {+[](nlohmann::json& j) { j["trainable"] = "mlp"; },
+  expect_refused(tiny_train("unused").to_json(), {+[](nlohmann::json& j) { j["trainable"] = "mlp"; },
                     +[](nlohmann::json& j) { j["trainable"] = "router"; j["aux_loss"] = false; },
-                    +[](nlohmann::json& j) { j["trainable"] = "router"; j["model"]["msa_config"]["decouple_router"] = false; }}) {
-    auto bad = tiny_train("unused").to_json();
-    edit(bad);
-    try {
-      TrainConfig::from_json(bad, "bad.json");
-      ADD_FAILURE() << bad.dump();
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
-    }
-  }
+                    +[](nlohmann::json& j) { j["trainable"] = "router"; j["model"]["msa_config"]["decouple_router"] = false; }}, "bad.json");
 }
 
 TEST(MsaTrain, LayerStageUpdatesTheNamedLayersOnly) {
@@ -601,20 +609,9 @@ TEST(MsaTrain, ConfigErrorsNameTheFile) {
   auto good = tiny_train("unused").to_json();
   good["curriculum"] = nlohmann::json::array({{{"until_step", 2}, {"data", {{"task", "niah"}}}}});
   EXPECT_NO_THROW(TrainConfig::from_json(good, "good.json"));
-  for (auto edit : {+[](nlohmann::json& j) { j["stpes"] = 5; }, +[](nlohmann::json& j) { j["data"]["max_distractor"] = 2; },
+  expect_refused(good, {+[](nlohmann::json& j) { j["stpes"] = 5; }, +[](nlohmann::json& j) { j["data"]["max_distractor"] = 2; },
                     +[](nlohmann::json& j) { j["curriculum"][0]["warmup"] = 10; },
-                    +[](nlohmann::json& j) { j["curriculum"][0]["data"]["per_hop_sample"] = true; }}) {
-    auto bad = good;
-    edit(bad);
-    try {
-      TrainConfig::from_json(bad, "typo.json");
-      ADD_FAILURE() << bad.dump();
-    } catch (const Error& e) {
-      const std::string what = e.what();
-      EXPECT_NE(what.find("typo.json"), std::string::npos) << what;
-      EXPECT_NE(what.find("unknown key"), std::string::npos) << what;
-    }
-  }
+                    +[](nlohmann::json& j) { j["curriculum"][0]["data"]["per_hop_sample"] = true; }}, "typo.json", "unknown key");
   // a bad data value is refused at load (with the file), not at the first sample of its stage
   auto bad_value = good;
   bad_value["curriculum"][0]["data"]["key_style"] = "letters";
@@ -836,17 +833,9 @@ TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   // NIAH names once: nothing to measure
   c.data.task = "niah";
   EXPECT_FALSE(first_step_record(c, "copy-niah").contains("copy_attention_share"));
-  for (auto edit : {+[](nlohmann::json& j) { j["copy_attention_weight"] = -1; }, +[](nlohmann::json& j) { j["copy_attention_layer"] = -2; },
-                    +[](nlohmann::json& j) { j["copy_attention_layer"] = 2; }}) {  // tiny_train has 2 layers
-    auto bad = c.to_json();
-    edit(bad);
-    try {
-      TrainConfig::from_json(bad, "copy-bad.json");
-      ADD_FAILURE() << bad.dump();
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("copy-bad.json"), std::string::npos) << e.what();
-    }
-  }
+  // refused: a negative weight, and layers outside tiny_train's 2
+  expect_refused(c.to_json(), {+[](nlohmann::json& j) { j["copy_attention_weight"] = -1; }, +[](nlohmann::json& j) { j["copy_attention_layer"] = -2; },
+                    +[](nlohmann::json& j) { j["copy_attention_layer"] = 2; }}, "copy-bad.json");
 }
 
 TEST(MsaTrain, LmMixAddsThePackedLmLossBesideEveryMsaStep) {
@@ -878,20 +867,10 @@ TEST(MsaTrain, LmMixAddsThePackedLmLossBesideEveryMsaStep) {
   c.lm_mix_weight = 1;
   EXPECT_FALSE(first_step_record(c, "mix-lm-stage").contains("mix_lm_loss"));
   // what lm_mix cannot mean is refused with the file named
-  for (auto edit : {+[](nlohmann::json& j) { j["lm_mix"]["until_step"] = 5; }, +[](nlohmann::json& j) { j["lm_mix"]["lr"] = 1e-3; },
+  expect_refused(c.to_json(), {+[](nlohmann::json& j) { j["lm_mix"]["until_step"] = 5; }, +[](nlohmann::json& j) { j["lm_mix"]["lr"] = 1e-3; },
                     +[](nlohmann::json& j) { j["lm_mix"]["objective"] = "msa"; }, +[](nlohmann::json& j) { j["lm_mix_weight"] = -1; },
                     +[](nlohmann::json& j) { j.erase("lm_mix"); }, +[](nlohmann::json& j) { j["lm_mix"]["seq_len"] = 8; },
-                    +[](nlohmann::json& j) { j["trainable"] = "router"; }}) {
-    auto bad = c.to_json();
-    edit(bad);
-    try {
-      TrainConfig::from_json(bad, "mix-bad.json");
-      ADD_FAILURE() << bad.dump();
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("mix-bad.json"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("lm_mix"), std::string::npos) << e.what();
-    }
-  }
+                    +[](nlohmann::json& j) { j["trainable"] = "router"; }}, "mix-bad.json", "lm_mix");
 }
 
 TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
