@@ -154,7 +154,7 @@ struct SampleLoss {
   torch::Tensor lm, aux, context_lm, id_lm;  // id_lm: mean CE over the retrieval-step targets only
   torch::Tensor id_probe;  // mean CE of the last router layer's chunk values read out as their document's id
   torch::Tensor id_attention;  // -log of the memory's attention share at the id rows (TrainConfig::id_attention_weight)
-  // -log of the last router layer's attention share on the in-context copies of a later step's id
+  // -log of the copy layer's attention share on the earlier copies of the id a row must write
   // (TrainConfig::copy_attention_weight), and that share (-1: no such row in this sample).
   torch::Tensor copy_attention = torch::zeros({});
   double copy_attention_share = -1;

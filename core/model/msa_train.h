@@ -132,13 +132,13 @@ struct TrainConfig {
   // tokens). The second is for ids of two tokens (bytes+splitids), whose second token the layers
   // below do not spread over the document (session 13), so it is read where it is written.
   std::string id_attention_target = "document";
-  // Weight of a loss on where a copy looks: -log of the last router layer's attention share on the
+  // Weight of a loss on where a copy looks: -log of copy_attention_layer's attention share on the
   // earlier occurrences of the id a row must write (mean over heads inside the log). In msa steps
   // the rows are later retrieval steps' ids that already stand in the active text (synth pointer
   // transcripts: "kept in document [j]" in the injected document); in "lm" stages and lm_mix, every
   // trained id target already in its packed row (copy_ids' second copies: a dense signal for the
   // same circuit). Not in the paper: hop 2's LM signal is one token per sample, and the attention
-  // that would carry it starts near zero (session 22: a share of 1e-26). With any id option on, msa
+  // that would carry it starts near zero (session 22: a share below 1e-18). With any id option on, msa
   // steps log that share as copy_attention_share; lm_mix logs mix_copy_attention_*. 0 = off.
   double copy_attention_weight = 0;
   // The layer whose attention copy_attention_weight trains; -1 = the last router layer. Measured
