@@ -207,6 +207,14 @@ torch::Tensor attend_within_documents(const Qwen3Model& m, const Qwen3Model::QKV
   return torch::cat(outs, 0);
 }
 
+// Positions 0..upto of tokens holding `target`: where a copy row at `upto` can copy it from.
+std::vector<int64_t> earlier_occurrences(const int64_t* tokens, int64_t upto, int64_t target) {
+  std::vector<int64_t> at;
+  for (int64_t j = 0; j <= upto; ++j)
+    if (tokens[j] == target) at.push_back(j);
+  return at;
+}
+
 // Where copy rows look (TrainConfig::copy_attention_weight): for rows of q [1, H, L, D] over keys
 // k [1, Hk, Lk, D] under bias [1, 1, L, Lk], the log of the attention share each head gives the
 // row's source columns. Returns [H, rows]; the scores are attend()'s.
@@ -311,9 +319,7 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   std::vector<std::vector<int64_t>> copy_sources;
   for (auto i : id_rows) {
     if (!t.later_step[i]) continue;
-    std::vector<int64_t> at;
-    for (int64_t j = 0; j <= i; ++j)
-      if (t.active[j] == t.labels[i]) at.push_back(j);
+    auto at = earlier_occurrences(t.active.data(), i, t.labels[i]);
     if (at.empty()) continue;
     copy_rows.push_back(i);
     copy_sources.push_back(std::move(at));
@@ -597,9 +603,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
       for (int64_t i = 0; i < seq_len; ++i) {
         const int64_t target = labels[b * seq_len + i];
         if (target < *first_id) continue;  // -100, or not an id
-        std::vector<int64_t> at;
-        for (int64_t j = 0; j <= i; ++j)
-          if (ids[b * seq_len + j] == target) at.push_back(j);
+        auto at = earlier_occurrences(ids.data() + b * seq_len, i, target);
         if (at.empty()) continue;
         copy_rows[b].push_back(i);
         copy_sources[b].push_back(std::move(at));
@@ -1092,6 +1096,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   int64_t acc_key_match_n = 0;
   double acc_mix_lm = 0, acc_mix_ans = 0, acc_mix_id = 0;
   int64_t acc_mix_n = 0;
+  const int copy_layer = copy_layer_of(cfg, model.config());  // for the lm paths' copy rows
   double acc_copy_attn_loss = 0, acc_copy_share = 0, acc_mix_copy_loss = 0, acc_mix_copy_share = 0;
   int64_t acc_copy_n = 0, acc_mix_copy_n = 0;
   int64_t acc_tokens = 0, acc_n = 0;
@@ -1107,7 +1112,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     const bool lm_stage = stage && stage->objective == "lm";
     if (lm_stage) {
       SampleLoss l = packed_lm_loss(model, *tok, *stage, batch, packed_first_index(step, batch, stage->seq_len),
-                                    cfg.copy_attention_weight, copy_layer_of(cfg, model.config()));
+                                    cfg.copy_attention_weight, copy_layer);
       (l.lm + cfg.copy_attention_weight * l.copy_attention).backward();
       if (l.copy_attention_share >= 0) {
         acc_copy_attn_loss += l.copy_attention.item<double>();
@@ -1173,7 +1178,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     if (!lm_stage && cfg.lm_mix_weight > 0) {
       const auto& mix = cfg.lm_mix;
       SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch, packed_first_index(step, mix.batch, mix.seq_len),
-                                    cfg.copy_attention_weight, copy_layer_of(cfg, model.config()));
+                                    cfg.copy_attention_weight, copy_layer);
       (cfg.lm_mix_weight * (l.lm + cfg.copy_attention_weight * l.copy_attention)).backward();
       if (l.copy_attention_share >= 0) {
         acc_mix_copy_loss += l.copy_attention.item<double>();

@@ -90,6 +90,17 @@ void expect_refused(const nlohmann::json& good, std::initializer_list<JsonEdit> 
     }
   }
 }
+// rec[key], which must be logged and be a share strictly between 0 and 1 (-1 when missing).
+double logged_share(const nlohmann::json& rec, const std::string& key) {
+  if (!rec.contains(key)) {
+    ADD_FAILURE() << key << " not logged: " << rec.dump();
+    return -1;
+  }
+  const double share = rec[key].get<double>();
+  EXPECT_GT(share, 0.0) << key;
+  EXPECT_LT(share, 1.0) << key;
+  return share;
+}
 // A small lm_mix of copy_ids strings over c's data (its weight left as it is).
 void copy_ids_mix(TrainConfig& c) {
   c.lm_mix.seq_len = 128;
@@ -782,10 +793,7 @@ TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   c.batch = 1;
   // measured with any id option on: hop 2's id stands in the injected text, so the share is real
   const auto off = first_step_record(c, "copy-off");
-  ASSERT_TRUE(off.contains("copy_attention_share")) << off.dump();
-  const double share = off["copy_attention_share"].get<double>();
-  EXPECT_GT(share, 0.0);
-  EXPECT_LT(share, 1.0);
+  const double share = logged_share(off, "copy_attention_share");
   EXPECT_FALSE(off.contains("copy_attention_loss"));
   // the loss is -log of that share (one sample, one row) and adds to the step's loss
   c.copy_attention_weight = 2;
@@ -798,10 +806,9 @@ TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   // any layer can be the copy layer: layer 0 is not a router layer here (no memory keys)
   c.copy_attention_layer = 0;
   const auto layer0 = first_step_record(c, "copy-layer0");
-  ASSERT_TRUE(layer0.contains("copy_attention_share")) << layer0.dump();
-  EXPECT_GT(layer0["copy_attention_share"].get<double>(), 0.0);
-  EXPECT_NE(layer0["copy_attention_share"].get<double>(), share);
-  EXPECT_NEAR(layer0["copy_attention_loss"].get<double>(), -std::log(layer0["copy_attention_share"].get<double>()), 1e-4);
+  const double layer0_share = logged_share(layer0, "copy_attention_share");
+  EXPECT_NE(layer0_share, share);
+  EXPECT_NEAR(layer0["copy_attention_loss"].get<double>(), -std::log(layer0_share), 1e-4);
   c.copy_attention_layer = -1;
   // trained, it moves the attention onto the id: the same samples later on, with and without it
   c.lr = 1e-2;
@@ -816,10 +823,7 @@ TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   EXPECT_FALSE(mix_off.contains("mix_copy_attention_share"));
   c.copy_attention_weight = 2;
   const auto mix_on = first_step_record(c, "copy-mix-on");
-  ASSERT_TRUE(mix_on.contains("mix_copy_attention_share")) << mix_on.dump();
-  const double mix_share = mix_on["mix_copy_attention_share"].get<double>();
-  EXPECT_GT(mix_share, 0.0);
-  EXPECT_LT(mix_share, 1.0);
+  const double mix_share = logged_share(mix_on, "mix_copy_attention_share");
   EXPECT_GE(mix_on["mix_copy_attention_loss"].get<double>(), -std::log(mix_share) - 1e-6);  // a mean of -log >= -log of the mean
   EXPECT_EQ(mix_on["mix_lm_loss"].get<double>(), mix_off["mix_lm_loss"].get<double>());
   TrainConfig::DataStage lm = c.lm_mix;
