@@ -158,6 +158,10 @@ struct SampleLoss {
   // (TrainConfig::copy_attention_weight), and that share (-1: no such row in this sample).
   torch::Tensor copy_attention = torch::zeros({});
   double copy_attention_share = -1;
+  // CE and accuracy of those rows' sources read as their targets (TrainConfig::copy_value_weight;
+  // -1: not measured).
+  torch::Tensor copy_value = torch::zeros({});
+  double copy_value_accuracy = -1;
   double id_probe_accuracy = 0;
   // Key matching (TrainConfig::key_match_weight): mean over router layers of the InfoNCE of the
   // question's key token over the needles' key chunks, and how often the asked needle's chunk won.
@@ -237,6 +241,22 @@ torch::Tensor copy_attention_loss(const torch::Tensor& log_share) {
   return -(torch::logsumexp(log_share, 0) - std::log(static_cast<double>(log_share.size(0)))).mean();
 }
 
+// What copy rows read (TrainConfig::copy_value_weight): the mean of each row's source values
+// v [1, Hk, Lk, D], every head reading them at once, through layer L's o_proj and the LM head.
+// Returns the CE against the rows' targets; sets accuracy.
+torch::Tensor copy_value_loss(const Qwen3Model& m, const Qwen3Layer& L, const torch::Tensor& v, int64_t H,
+                              const std::vector<std::vector<int64_t>>& source_cols, const std::vector<int64_t>& targets,
+                              double& accuracy) {
+  std::vector<torch::Tensor> read;
+  for (const auto& cols : source_cols)
+    read.push_back(v[0].index_select(1, torch::tensor(cols, torch::kInt64)).mean(1));  // [Hk, D]
+  auto heads = torch::stack(read).repeat_interleave(H / v.size(1), 1);                // [R, H, D]
+  auto logits = m.hidden_to_logits(torch::linear(heads.flatten(1), L.o_proj)).to(torch::kFloat32);
+  auto y = torch::tensor(targets, torch::kInt64);
+  accuracy = (logits.argmax(-1) == y).to(torch::kFloat64).mean().item<double>();
+  return torch::nn::functional::cross_entropy(logits, y);
+}
+
 // The layer whose attention copy_attention_weight trains: copy_attention_layer, or by default the
 // last router layer.
 int copy_layer_of(const TrainConfig& cfg, const ModelConfig& mc) {
@@ -312,7 +332,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   double recall_sum = 0;
   int router_count = 0;
   std::vector<int64_t> id_rows;  // rows whose target is a document id token (measured with the id options)
-  if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0 || cfg.copy_attention_weight > 0)
+  if (cfg.id_lm_weight > 0 || cfg.id_probe_weight > 0 || cfg.id_attention_weight > 0 || cfg.copy_attention_weight > 0 ||
+      cfg.copy_value_weight > 0)
     id_rows = naming_rows(t);
   // Later naming rows whose id is already in the active text, and where (copy_attention_weight).
   std::vector<int64_t> copy_rows;
@@ -324,19 +345,27 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     copy_rows.push_back(i);
     copy_sources.push_back(std::move(at));
   }
-  torch::Tensor copy_attention = torch::zeros({});
-  double copy_attention_share = -1;
+  torch::Tensor copy_attention = torch::zeros({}), copy_value = torch::zeros({});
+  double copy_attention_share = -1, copy_value_accuracy = -1;
   const int copy_layer = copy_layer_of(cfg, c);
-  // The copy rows' attention at copy_layer over keys K under bias, where keys past the template
-  // are shifted by n memory chunks (0 outside the router layers).
-  auto measure_copy = [&](const torch::Tensor& q, const torch::Tensor& K, const torch::Tensor& bias, int64_t n) {
-    c10::AutoGradMode grad(cfg.copy_attention_weight > 0);
+  // The copy rows' attention at copy_layer over keys K (values V) under bias, where keys past the
+  // template are shifted by n memory chunks (0 outside the router layers).
+  auto measure_copy = [&](const torch::Tensor& q, const torch::Tensor& K, const torch::Tensor& V, const torch::Tensor& bias,
+                          int64_t n) {
     std::vector<std::vector<int64_t>> cols = copy_sources;
     for (auto& row : cols)
       for (auto& j : row) j = j < T ? j : j + n;
-    auto log_share = log_copy_share(q, K, bias, copy_rows, cols);
-    copy_attention_share = log_share.detach().exp().mean().item<double>();
-    if (cfg.copy_attention_weight > 0) copy_attention = copy_attention_loss(log_share);
+    {
+      c10::AutoGradMode grad(cfg.copy_attention_weight > 0);
+      auto log_share = log_copy_share(q, K, bias, copy_rows, cols);
+      copy_attention_share = log_share.detach().exp().mean().item<double>();
+      if (cfg.copy_attention_weight > 0) copy_attention = copy_attention_loss(log_share);
+    }
+    if (cfg.copy_value_weight > 0) {
+      std::vector<int64_t> targets;
+      for (auto i : copy_rows) targets.push_back(t.labels[i]);
+      copy_value = copy_value_loss(m, m.layers[copy_layer], V, q.size(1), cols, targets, copy_value_accuracy);
+    }
   };
   std::vector<double> id_memory_attention;
   std::vector<torch::Tensor> id_attention_terms;
@@ -488,10 +517,10 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
         }
         // Hop-2 naming copies an id out of the injected text: the share of attention these rows
         // give the earlier occurrences of the id they must write. Keys: template | chunks | rest.
-        if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, K, bias, n);
+        if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, K, V, bias, n);
       } else {
         out = m.attend(qa.q, qa.k, qa.v, act_causal);
-        if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, qa.k, act_causal, 0);
+        if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, qa.k, qa.v, act_causal, 0);
       }
       if (l < last_router) {
         auto within = padded ? m.attend(qd.q, qd.k, qd.v, dbias) : attend_within_documents(m, qd, lengths, dbias);
@@ -500,7 +529,7 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
       }
     } else {
       out = m.attend(qa.q, qa.k, qa.v, act_causal);
-      if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, qa.k, act_causal, 0);
+      if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, qa.k, qa.v, act_causal, 0);
     }
     ha = ha + torch::linear(out, L.o_proj);
     ha = ha + m.mlp(L, m.rms_norm(ha, L.post_norm));
@@ -527,6 +556,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   r.id_attention = id_attention_terms.empty() ? torch::zeros({}) : torch::stack(id_attention_terms).mean();
   r.copy_attention = copy_attention;
   r.copy_attention_share = copy_attention_share;
+  r.copy_value = copy_value;
+  r.copy_value_accuracy = copy_value_accuracy;
   r.id_accuracy = masked_accuracy(logits, t.labels, t.id_target);
   if (!id_rows.empty()) {
     std::vector<uint8_t> naming(t.labels.size(), 0);
@@ -564,7 +595,7 @@ uint64_t packed_first_index(int64_t step, int batch, int seq_len) {
 // steps. Sample indices continue from first_index; returns the loss and fills answer and id
 // accuracy and token counts.
 SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainConfig::DataStage& st, int batch,
-                          uint64_t first_index, double copy_attention_weight, int copy_layer) {
+                          uint64_t first_index, double copy_attention_weight, double copy_value_weight, int copy_layer) {
   const int64_t seq_len = st.seq_len, n = batch * seq_len;
   const double context_weight = st.context_weight;
   const Documents docs = st.documents_in_context ? Documents::InContext : Documents::None;
@@ -598,7 +629,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   std::vector<std::vector<int64_t>> copy_rows(batch);
   std::vector<std::vector<std::vector<int64_t>>> copy_sources(batch);
   const auto first_id = tok.token_id("[0]");
-  if (copy_attention_weight > 0 && first_id)
+  if ((copy_attention_weight > 0 || copy_value_weight > 0) && first_id)
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t i = 0; i < seq_len; ++i) {
         const int64_t target = labels[b * seq_len + i];
@@ -608,16 +639,27 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
         copy_rows[b].push_back(i);
         copy_sources[b].push_back(std::move(at));
       }
-  std::vector<torch::Tensor> copy_log_shares;
+  std::vector<torch::Tensor> copy_log_shares, copy_values;
+  double copy_value_hits = 0, copy_value_rows = 0;
   auto h = torch::embedding(m.embed_tokens, x);
   for (size_t l = 0; l < m.layers.size(); ++l) {
     const auto& L = m.layers[l];
     auto qkv = m.project_qkv(L, m.rms_norm(h, L.input_norm), pos);
     if (static_cast<int>(l) == copy_layer)
       for (int64_t b = 0; b < batch; ++b)
-        if (!copy_rows[b].empty())
+        if (!copy_rows[b].empty()) {
           copy_log_shares.push_back(log_copy_share(qkv.q.narrow(0, b, 1), qkv.k.narrow(0, b, 1), bias.narrow(0, b, 1),
                                                    copy_rows[b], copy_sources[b]));
+          if (copy_value_weight > 0) {
+            std::vector<int64_t> targets;
+            for (auto i : copy_rows[b]) targets.push_back(labels[b * seq_len + i]);
+            double acc = 0;
+            const double rows = static_cast<double>(targets.size());
+            copy_values.push_back(copy_value_loss(m, L, qkv.v.narrow(0, b, 1), qkv.q.size(1), copy_sources[b], targets, acc) * rows);
+            copy_value_hits += acc * rows;
+            copy_value_rows += rows;
+          }
+        }
     h = h + torch::linear(m.attend(qkv.q, qkv.k, qkv.v, bias), L.o_proj);
     h = h + m.mlp(L, m.rms_norm(h, L.post_norm));
   }
@@ -627,6 +669,10 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
     auto log_share = torch::cat(copy_log_shares, 1);  // [H, rows]
     r.copy_attention = copy_attention_loss(log_share);
     r.copy_attention_share = log_share.detach().exp().mean().item<double>();
+  }
+  if (!copy_values.empty()) {  // mean over every copy row of the batch
+    r.copy_value = torch::stack(copy_values).sum() / copy_value_rows;
+    r.copy_value_accuracy = copy_value_hits / copy_value_rows;
   }
   namespace F = torch::nn::functional;
   if (std::all_of(labels.begin(), labels.end(), [](int64_t l) { return l == -100; })) {
@@ -872,6 +918,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.id_attention_target = j.value("id_attention_target", c.id_attention_target);
     c.copy_attention_weight = j.value("copy_attention_weight", c.copy_attention_weight);
     c.copy_attention_layer = j.value("copy_attention_layer", c.copy_attention_layer);
+    c.copy_value_weight = j.value("copy_value_weight", c.copy_value_weight);
     c.trainable = j.value("trainable", c.trainable);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
@@ -930,8 +977,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   if (!(c.key_match_weight >= 0)) throw Error(src + ": key_match_weight must be >= 0");
   if (c.phase2_aux_weight < 0) throw Error(src + ": phase2_aux_weight must be >= 0");
   if (c.id_lm_weight < 0 || c.id_embedding_spread < 0 || c.id_probe_weight < 0 || c.id_attention_weight < 0 ||
-      c.copy_attention_weight < 0)
-    throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight, id_attention_weight and copy_attention_weight must be >= 0");
+      c.copy_attention_weight < 0 || !(c.copy_value_weight >= 0))
+    throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight, id_attention_weight, copy_attention_weight and "
+                      "copy_value_weight must be >= 0");
   if (c.id_attention_target != "document" && c.id_attention_target != "tag_chunks")
     throw Error(src + ": id_attention_target must be \"document\" or \"tag_chunks\", not \"" + c.id_attention_target + "\"");
   if (c.trainable != "all" && c.trainable != "router" && c.trainable.rfind("layers:", 0) != 0)
@@ -977,6 +1025,7 @@ json TrainConfig::to_json() const {
           {"id_attention_target", id_attention_target},
           {"copy_attention_weight", copy_attention_weight},
           {"copy_attention_layer", copy_attention_layer},
+          {"copy_value_weight", copy_value_weight},
           {"trainable", trainable},
           {"data", data_json(data)},
           {"lm_mix_weight", lm_mix_weight}, {"lm_mix", [this] {
@@ -997,6 +1046,23 @@ json TrainConfig::to_json() const {
              return a;
            }()}};
 }
+
+// Window means of copy_value_loss / copy_value_acc over the steps that measured them.
+struct CopyValueMeans {
+  double loss = 0, accuracy = 0;
+  int64_t n = 0;
+  void add(const SampleLoss& l) {
+    if (l.copy_value_accuracy < 0) return;
+    loss += l.copy_value.item<double>();
+    accuracy += l.copy_value_accuracy;
+    ++n;
+  }
+  void log_to(json& rec, const std::string& prefix) const {
+    if (n == 0) return;
+    rec[prefix + "copy_value_loss"] = loss / static_cast<double>(n);
+    rec[prefix + "copy_value_acc"] = accuracy / static_cast<double>(n);
+  }
+};
 
 TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   keep_freed_memory_in_heap();  // activations are allocated and freed every step
@@ -1099,6 +1165,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   const int copy_layer = copy_layer_of(cfg, model.config());  // for the lm paths' copy rows
   double acc_copy_attn_loss = 0, acc_copy_share = 0, acc_mix_copy_loss = 0, acc_mix_copy_share = 0;
   int64_t acc_copy_n = 0, acc_mix_copy_n = 0;
+  CopyValueMeans acc_copy_value, acc_mix_copy_value;
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -1112,14 +1179,18 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     const bool lm_stage = stage && stage->objective == "lm";
     if (lm_stage) {
       SampleLoss l = packed_lm_loss(model, *tok, *stage, batch, packed_first_index(step, batch, stage->seq_len),
-                                    cfg.copy_attention_weight, copy_layer);
-      (l.lm + cfg.copy_attention_weight * l.copy_attention).backward();
+                                    cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer);
+      auto loss = l.lm + cfg.copy_attention_weight * l.copy_attention;
+      if (cfg.copy_value_weight > 0) loss = loss + cfg.copy_value_weight * l.copy_value;
+      loss.backward();
       if (l.copy_attention_share >= 0) {
         acc_copy_attn_loss += l.copy_attention.item<double>();
         acc_copy_share += l.copy_attention_share;
         ++acc_copy_n;
       }
-      acc_loss += l.lm.item<double>() + cfg.copy_attention_weight * l.copy_attention.item<double>();
+      acc_copy_value.add(l);
+      acc_loss += l.lm.item<double>() + cfg.copy_attention_weight * l.copy_attention.item<double>() +
+                  (cfg.copy_value_weight > 0 ? cfg.copy_value_weight * l.copy_value.item<double>() : 0.0);
       acc_lm += l.lm.item<double>();
       acc_ans += l.answer_accuracy;
       acc_id += l.id_accuracy;
@@ -1136,6 +1207,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       if (cfg.id_probe_weight > 0) lm = lm + cfg.id_probe_weight * l.id_probe;
       if (cfg.id_attention_weight > 0) lm = lm + cfg.id_attention_weight * l.id_attention;
       if (cfg.copy_attention_weight > 0) lm = lm + cfg.copy_attention_weight * l.copy_attention;
+      if (cfg.copy_value_weight > 0) lm = lm + cfg.copy_value_weight * l.copy_value;
       auto loss = (w_lm * lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux + cfg.key_match_weight * l.key_match) / batch;
       loss.backward();
       acc_loss += loss.item<double>() * batch;
@@ -1154,6 +1226,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         acc_copy_share += l.copy_attention_share;
         ++acc_copy_n;
       }
+      acc_copy_value.add(l);
       if (l.key_match_top1 >= 0) {
         acc_key_match += l.key_match.item<double>();
         acc_key_match_top1 += l.key_match_top1;
@@ -1178,8 +1251,11 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     if (!lm_stage && cfg.lm_mix_weight > 0) {
       const auto& mix = cfg.lm_mix;
       SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch, packed_first_index(step, mix.batch, mix.seq_len),
-                                    cfg.copy_attention_weight, copy_layer);
-      (cfg.lm_mix_weight * (l.lm + cfg.copy_attention_weight * l.copy_attention)).backward();
+                                    cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer);
+      auto loss = l.lm + cfg.copy_attention_weight * l.copy_attention;
+      if (cfg.copy_value_weight > 0) loss = loss + cfg.copy_value_weight * l.copy_value;
+      (cfg.lm_mix_weight * loss).backward();
+      acc_mix_copy_value.add(l);
       if (l.copy_attention_share >= 0) {
         acc_mix_copy_loss += l.copy_attention.item<double>();
         acc_mix_copy_share += l.copy_attention_share;
@@ -1224,6 +1300,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         rec["mix_copy_attention_share"] = acc_mix_copy_share / static_cast<double>(acc_mix_copy_n);
         rec["mix_copy_attention_loss"] = acc_mix_copy_loss / static_cast<double>(acc_mix_copy_n);
       }
+      acc_copy_value.log_to(rec, "");
+      acc_mix_copy_value.log_to(rec, "mix_");
       if (acc_id_name_n > 0) rec["id_name_acc"] = acc_id_name / static_cast<double>(acc_id_name_n);
       if (acc_id_name_later_n > 0) rec["id_name_acc_later"] = acc_id_name_later / static_cast<double>(acc_id_name_later_n);
       if (acc_mix_n > 0) {
@@ -1262,6 +1340,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_mix_n = 0;
       acc_copy_attn_loss = acc_copy_share = acc_mix_copy_loss = acc_mix_copy_share = 0;
       acc_copy_n = acc_mix_copy_n = 0;
+      acc_copy_value = acc_mix_copy_value = CopyValueMeans{};
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }
