@@ -648,8 +648,11 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
     if (static_cast<int>(l) == copy_layer)
       for (int64_t b = 0; b < batch; ++b)
         if (!copy_rows[b].empty()) {
-          copy_log_shares.push_back(log_copy_share(qkv.q.narrow(0, b, 1), qkv.k.narrow(0, b, 1), bias.narrow(0, b, 1),
-                                                   copy_rows[b], copy_sources[b]));
+          {
+            c10::AutoGradMode grad(copy_attention_weight > 0);  // logged only, unless trained
+            copy_log_shares.push_back(log_copy_share(qkv.q.narrow(0, b, 1), qkv.k.narrow(0, b, 1), bias.narrow(0, b, 1),
+                                                     copy_rows[b], copy_sources[b]));
+          }
           if (copy_value_weight > 0) {
             std::vector<int64_t> targets;
             for (auto i : copy_rows[b]) targets.push_back(labels[b * seq_len + i]);
