@@ -345,6 +345,12 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     copy_rows.push_back(i);
     copy_sources.push_back(std::move(at));
   }
+  // The rows id_attention_weight pulls towards the memory (and id_memory_attention measures).
+  std::vector<int64_t> memory_rows = id_rows;
+  if (!cfg.id_attention_copy_rows)
+    memory_rows.erase(std::remove_if(memory_rows.begin(), memory_rows.end(),
+                                     [&](int64_t i) { return std::count(copy_rows.begin(), copy_rows.end(), i) > 0; }),
+                      memory_rows.end());
   torch::Tensor copy_attention = torch::zeros({}), copy_value = torch::zeros({});
   double copy_attention_share = -1, copy_value_accuracy = -1;
   const int copy_layer = copy_layer_of(cfg, c);
@@ -500,12 +506,12 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
           }
           gold_cols.push_back(T + j);
         }
-        if (!id_rows.empty() && gold_cols.empty()) id_memory_attention.push_back(0.0);  // gold not selected
-        if (!id_rows.empty() && !gold_cols.empty()) {
+        if (!memory_rows.empty() && gold_cols.empty()) id_memory_attention.push_back(0.0);  // gold not selected
+        if (!memory_rows.empty() && !gold_cols.empty()) {
           // The same scores as attend()'s, for the id rows only; log shares via logsumexp, since the
           // share can be 1e-20 (a softmax that saturated away from the memory passes no gradient).
           c10::AutoGradMode grad(cfg.id_attention_weight > 0);  // a measurement only, unless trained
-          auto rows = torch::tensor(id_rows, torch::kInt64);
+          auto rows = torch::tensor(memory_rows, torch::kInt64);
           auto scores = torch::matmul(qa.q.index_select(2, rows), K.repeat_interleave(H / Hk, 1).transpose(-1, -2))
                             .to(torch::kFloat32) / std::sqrt(static_cast<double>(D)) + bias.index_select(2, rows);
           auto log_share = torch::logsumexp(scores.index_select(-1, torch::tensor(gold_cols, torch::kInt64)), -1) -
@@ -919,6 +925,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.id_probe_weight = j.value("id_probe_weight", c.id_probe_weight);
     c.id_attention_weight = j.value("id_attention_weight", c.id_attention_weight);
     c.id_attention_target = j.value("id_attention_target", c.id_attention_target);
+    c.id_attention_copy_rows = j.value("id_attention_copy_rows", c.id_attention_copy_rows);
     c.copy_attention_weight = j.value("copy_attention_weight", c.copy_attention_weight);
     c.copy_attention_layer = j.value("copy_attention_layer", c.copy_attention_layer);
     c.copy_value_weight = j.value("copy_value_weight", c.copy_value_weight);
@@ -1026,6 +1033,7 @@ json TrainConfig::to_json() const {
           {"id_probe_weight", id_probe_weight},
           {"id_attention_weight", id_attention_weight},
           {"id_attention_target", id_attention_target},
+          {"id_attention_copy_rows", id_attention_copy_rows},
           {"copy_attention_weight", copy_attention_weight},
           {"copy_attention_layer", copy_attention_layer},
           {"copy_value_weight", copy_value_weight},

@@ -132,6 +132,12 @@ struct TrainConfig {
   // tokens). The second is for ids of two tokens (bytes+splitids), whose second token the layers
   // below do not spread over the document (session 13), so it is read where it is written.
   std::string id_attention_target = "document";
+  // false: id_attention_weight leaves out copy rows (naming rows whose id already stands in the
+  // active text: hop 2 of a pointer transcript, which copy_attention_weight trains). At a router
+  // layer both losses pull on one softmax, towards the memory and towards the text. Measured
+  // (session 23, joint runs from an lm stage with copy_value_weight 1): hop 2 was named in 24% of
+  // rows over 150 steps with id_attention_weight 0, and fell to 0 within 50 steps with it at 1.
+  bool id_attention_copy_rows = true;
   // Weight of a loss on where a copy looks: -log of copy_attention_layer's attention share on the
   // earlier occurrences of the id a row must write (mean over heads inside the log). In msa steps
   // the rows are later retrieval steps' ids that already stand in the active text (synth pointer
@@ -150,9 +156,10 @@ struct TrainConfig {
   // them) at copy_attention_layer, read by every head at once (the mean of their values), through
   // o_proj and the LM head, must give the row's target id: CE over the vocabulary. Not in the paper.
   // Measured (session 23, msa-small after 2,700 copy_ids steps with copy_attention_weight 1 at
-  // layer 2): a linear map reads the id back from layer 2's input at an id token's position in 96%
-  // of held-out contexts (78% at rank 32, one value head's width), layer 3's in 15%; yet with 84%
-  // of the attention on the source, copy rows ranked the id 377th (median). The id is there; the
+  // layer 2; results/msa-small-copy/s23-value/id_readout.py): a linear map reads the id back from
+  // layer 2's input at an id token's position in 94% of held-out contexts (74% at rank 32, one
+  // value head's width), layer 3's in 15%; yet with 76% of layer 2 head 0's attention on the
+  // source, copy rows ranked the id 414th of 2,064 (median). The id is there; the
   // value path is not learnt from copy_ids' LM targets alone. Logged as
   // copy_value_loss / copy_value_acc (mix_copy_value_* for lm_mix). 0 = off.
   double copy_value_weight = 0;

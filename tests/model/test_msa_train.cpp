@@ -891,6 +891,24 @@ TEST(MsaTrain, CopyValueLossTrainsWhatCopyRowsRead) {
   expect_refused(c.to_json(), {+[](nlohmann::json& j) { j["copy_value_weight"] = -1; }}, "value-bad.json");
 }
 
+TEST(MsaTrain, IdAttentionCanLeaveCopyRowsToTheCopy) {
+  TrainConfig c = pointer_copy_train();
+  c.id_attention_weight = 1;
+  const auto all = first_step_record(c, "idattn-all");
+  c.id_attention_copy_rows = false;
+  EXPECT_FALSE(TrainConfig::from_json(c.to_json(), "idattn.json").id_attention_copy_rows);
+  const auto memory = first_step_record(c, "idattn-memory");
+  ASSERT_TRUE(all.contains("id_attention_loss") && memory.contains("id_attention_loss")) << all.dump();
+  // hop 2's row (its id stands in the injected text) is no longer pulled towards the memory
+  EXPECT_NE(all["id_attention_loss"].get<double>(), memory["id_attention_loss"].get<double>());
+  EXPECT_EQ(all["lm_loss"].get<double>(), memory["lm_loss"].get<double>());
+  // NIAH names once, from memory: no copy rows, nothing changes
+  c.data.task = "niah";
+  const double niah_memory = first_step_record(c, "idattn-niah-memory")["loss"].get<double>();
+  c.id_attention_copy_rows = true;
+  EXPECT_EQ(first_step_record(c, "idattn-niah-all")["loss"].get<double>(), niah_memory);
+}
+
 TEST(MsaTrain, LmMixAddsThePackedLmLossBesideEveryMsaStep) {
   TrainConfig c = tiny_train("unused");
   c.tokenizer = "bytes+ids:64";
