@@ -931,7 +931,9 @@ int main(int argc, char** argv) {
         for (const auto& [gold, got] : p.examples) ex.push_back({{"gold", gold}, {"generated", got}});
         std::printf("%s\n", json({{"checkpoint", p.weights}, {"step", p.step}, {"samples", p.samples},
                                    {"exact_match", static_cast<double>(p.exact) / p.samples},
-                                   {"digit_accuracy", p.digit_accuracy}, {"target_nll", p.target_nll}, {"examples", ex}})
+                                   {"digit_accuracy", p.digit_accuracy}, {"target_nll", p.target_nll},
+                                   {"target_token_accuracy", p.target_accuracy}, {"id_target_accuracy", p.id_target_accuracy},
+                                   {"examples", ex}})
                                  .dump(1)
                                  .c_str());
       }

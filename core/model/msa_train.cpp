@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <limits>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -1385,8 +1386,9 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
   opt.max_new_tokens = 12;
   for (const char* st : {interleave::kImEnd, "<|endoftext|>"})
     if (auto id = tok->token_id(st)) opt.stop_token_ids.push_back(*id);
-  int64_t digits = 0, digit_hits = 0, nll_tokens = 0;
+  int64_t digits = 0, digit_hits = 0, nll_tokens = 0, target_hits = 0, id_targets = 0, id_hits = 0;
   double nll = 0;
+  const int64_t first_id = tok->token_id("[0]").value_or(std::numeric_limits<int64_t>::max());
   for (int i = 0; i < samples; ++i) {
     TrainingSample s = make_training_sample(data, static_cast<uint64_t>(i));
     // The transcript up to the first answer value: the last token whose target is a value token.
@@ -1411,6 +1413,12 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
     const auto next = ids[0].narrow(0, 1, end - 1).unsqueeze(1);
     nll -= logp.narrow(0, 0, end - 1).gather(1, next).squeeze(1).masked_select(mask).to(torch::kFloat64).sum().item<double>();
     nll_tokens += mask.sum().item<int64_t>();
+    const auto gold = next.squeeze(1).masked_select(mask);
+    const auto hit = logp.narrow(0, 0, end - 1).argmax(-1).masked_select(mask) == gold;
+    const auto is_id = gold >= first_id;
+    target_hits += hit.sum().item<int64_t>();
+    id_targets += is_id.sum().item<int64_t>();
+    id_hits += (hit & is_id).sum().item<int64_t>();
     auto g = generate(model, {prompt}, o);
     const auto& out = g.tokens[0];
     const std::string text = tok->decode(std::vector<int32_t>(out.begin(), out.end()), true);
@@ -1421,6 +1429,8 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
   r.samples = samples;
   r.digit_accuracy = digits ? static_cast<double>(digit_hits) / digits : 0;
   r.target_nll = nll_tokens ? nll / nll_tokens : 0;
+  r.target_accuracy = nll_tokens ? static_cast<double>(target_hits) / nll_tokens : 0;
+  if (id_targets > 0) r.id_target_accuracy = static_cast<double>(id_hits) / id_targets;
   return r;
 }
 

@@ -223,6 +223,10 @@ struct CopyProbe {
   // Mean teacher-forced NLL (nats) of the target tokens: the answer value's, or the second copy's
   // and its end token. Chance is ln 10 = 2.30 for digits, ln 36 = 3.58 for copy_chars symbols.
   double target_nll = 0;
+  // Teacher-forced top-1 accuracy over those target tokens, and over the ones that are document-id
+  // tokens (-1: none). Copying ids shows here: a generated string with one id wrong is not exact,
+  // and an id dropped shifts every later character of digit_accuracy.
+  double target_accuracy = 0, id_target_accuracy = -1;
   std::vector<std::pair<std::string, std::string>> examples;  // (gold, generated), first few
 };
 CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples);

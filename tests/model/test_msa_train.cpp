@@ -243,6 +243,8 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
     EXPECT_EQ(p.samples, 2);
     EXPECT_GT(p.target_nll, 1.0);
     EXPECT_LT(p.target_nll, 20.0);
+    EXPECT_TRUE(p.target_accuracy >= 0 && p.target_accuracy < 1) << p.target_accuracy;
+    EXPECT_EQ(p.id_target_accuracy, -1);  // a NIAH value has no id tokens
     // without a checkpoint of its own a config probes its init_from: the same weights, the same probe
     auto from_init = c;
     from_init.out_dir = tmp("probe-init").string();
@@ -888,6 +890,15 @@ TEST(MsaTrain, CopyValueLossTrainsWhatCopyRowsRead) {
   const auto stage = first_step_record(c, "value-lm-stage");
   ASSERT_TRUE(stage.contains("copy_value_loss")) << stage.dump();
   EXPECT_NEAR(stage["loss"].get<double>() - stage["lm_loss"].get<double>(), stage["copy_value_loss"].get<double>(), 1e-4);
+  // the copy probe scores the copied ids apart from the characters around them
+  c.data = lm.data;
+  c.out_dir = tmp("value-probe").string();
+  c.steps = 1;
+  train_msa(c, true);
+  const auto probe = probe_answer_copy(c, 2);
+  EXPECT_TRUE(probe.id_target_accuracy >= 0 && probe.id_target_accuracy <= 1) << probe.id_target_accuracy;
+  EXPECT_TRUE(probe.target_accuracy >= 0 && probe.target_accuracy <= 1) << probe.target_accuracy;
+  fs::remove_all(c.out_dir);
   expect_refused(c.to_json(), {+[](nlohmann::json& j) { j["copy_value_weight"] = -1; }}, "value-bad.json");
 }
 
