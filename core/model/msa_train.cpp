@@ -3,12 +3,12 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <limits>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -1178,6 +1178,12 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   double acc_copy_attn_loss = 0, acc_copy_share = 0, acc_mix_copy_loss = 0, acc_mix_copy_share = 0;
   int64_t acc_copy_n = 0, acc_mix_copy_n = 0;
   CopyValueMeans acc_copy_value, acc_mix_copy_value;
+  // An lm stage's or lm_mix's loss: the LM loss and the copy losses on its copy rows.
+  auto packed_loss = [&](const SampleLoss& l) {
+    auto loss = l.lm + cfg.copy_attention_weight * l.copy_attention;
+    if (cfg.copy_value_weight > 0) loss = loss + cfg.copy_value_weight * l.copy_value;
+    return loss;
+  };
   int64_t acc_tokens = 0, acc_n = 0;
   auto t_log = std::chrono::steady_clock::now();
   while (step < cfg.steps) {
@@ -1192,8 +1198,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     if (lm_stage) {
       SampleLoss l = packed_lm_loss(model, *tok, *stage, batch, packed_first_index(step, batch, stage->seq_len),
                                     cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer);
-      auto loss = l.lm + cfg.copy_attention_weight * l.copy_attention;
-      if (cfg.copy_value_weight > 0) loss = loss + cfg.copy_value_weight * l.copy_value;
+      auto loss = packed_loss(l);
       loss.backward();
       if (l.copy_attention_share >= 0) {
         acc_copy_attn_loss += l.copy_attention.item<double>();
@@ -1264,8 +1269,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       const auto& mix = cfg.lm_mix;
       SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch, packed_first_index(step, mix.batch, mix.seq_len),
                                     cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer);
-      auto loss = l.lm + cfg.copy_attention_weight * l.copy_attention;
-      if (cfg.copy_value_weight > 0) loss = loss + cfg.copy_value_weight * l.copy_value;
+      auto loss = packed_loss(l);
       (cfg.lm_mix_weight * loss).backward();
       acc_mix_copy_value.add(l);
       if (l.copy_attention_share >= 0) {
