@@ -800,18 +800,24 @@ TrainConfig pointer_copy_train() {
   c.batch = 1;
   return c;
 }
+// The first step's records with the option at `weight` off, then at 2 (which must round-trip
+// through JSON); `key` must be missing from the first. Runs are named NAME-off and NAME-on.
+std::pair<nlohmann::json, nlohmann::json> first_step_off_and_on(TrainConfig& c, double TrainConfig::*weight,
+                                                               const std::string& key, const std::string& name) {
+  auto off = first_step_record(c, name + "-off");
+  EXPECT_FALSE(off.contains(key));
+  c.*weight = 2;
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), name + ".json").*weight, 2);
+  return {std::move(off), first_step_record(c, name + "-on")};
+}
 }  // namespace
 
 TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   TrainConfig c = pointer_copy_train();
-  // measured with any id option on: hop 2's id stands in the injected text, so the share is real
-  const auto off = first_step_record(c, "copy-off");
-  const double share = logged_share(off, "copy_attention_share");
-  EXPECT_FALSE(off.contains("copy_attention_loss"));
+  // measured with any id option on: hop 2's id stands in the injected text, so the share is real;
   // the loss is -log of that share (one sample, one row) and adds to the step's loss
-  c.copy_attention_weight = 2;
-  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "copy.json").copy_attention_weight, 2);
-  const auto on = first_step_record(c, "copy-on");
+  const auto [off, on] = first_step_off_and_on(c, &TrainConfig::copy_attention_weight, "copy_attention_loss", "copy");
+  const double share = logged_share(off, "copy_attention_share");
   ASSERT_TRUE(on.contains("copy_attention_loss")) << on.dump();
   EXPECT_NEAR(on["copy_attention_share"].get<double>(), share, 1e-6);
   EXPECT_NEAR(on["copy_attention_loss"].get<double>(), -std::log(share), 1e-4);
@@ -857,12 +863,8 @@ TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
 
 TEST(MsaTrain, CopyValueLossTrainsWhatCopyRowsRead) {
   TrainConfig c = pointer_copy_train();
-  const auto off = first_step_record(c, "value-off");
-  EXPECT_FALSE(off.contains("copy_value_loss"));
   // msa steps: hop 2's source read as its id, a CE over the vocabulary that adds to the step's loss
-  c.copy_value_weight = 2;
-  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "value.json").copy_value_weight, 2);
-  const auto on = first_step_record(c, "value-on");
+  const auto [off, on] = first_step_off_and_on(c, &TrainConfig::copy_value_weight, "copy_value_loss", "value");
   ASSERT_TRUE(on.contains("copy_value_loss")) << on.dump();
   const double ce = on["copy_value_loss"].get<double>(), acc = on["copy_value_acc"].get<double>();
   EXPECT_GT(ce, 0.0);
