@@ -172,6 +172,7 @@ struct SampleLoss {
   // -1 when the sample has none or no id option is on.
   double id_name_accuracy = -1;
   double id_name_later_accuracy = -1;  // the same over trained retrieval steps after the first (-1: none)
+  double id_name_first_accuracy = -1;  // ... over the first trained retrieval step only (-1: none)
   // Per router layer: softmax mass that the rows predicting a document id put on the gold document's
   // chunks (mean over heads and rows; 0 when the gold is not selected); empty when not measured.
   std::vector<double> id_memory_attention;
@@ -572,10 +573,15 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     r.id_name_accuracy = masked_accuracy(logits, t.labels, naming);
     // Later steps alone (hop 2 of pointer and joint twohop transcripts), which the mean above hides.
     // A per-hop twohop sample trains hop 2 only, which is then its first trained step.
-    std::vector<uint8_t> later(t.labels.size(), 0);
-    bool any_later = false;
-    for (auto i : id_rows) any_later |= (later[i] = t.later_step[i]) != 0;
+    // The first step alone: naming from memory, which later steps' copies would otherwise inflate.
+    std::vector<uint8_t> later(t.labels.size(), 0), first(t.labels.size(), 0);
+    bool any_later = false, any_first = false;
+    for (auto i : id_rows) {
+      any_later |= (later[i] = t.later_step[i]) != 0;
+      any_first |= (first[i] = !t.later_step[i]) != 0;
+    }
     if (any_later) r.id_name_later_accuracy = masked_accuracy(logits, t.labels, later);
+    if (any_first) r.id_name_first_accuracy = masked_accuracy(logits, t.labels, first);
   }
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
@@ -1059,6 +1065,20 @@ json TrainConfig::to_json() const {
            }()}};
 }
 
+// The window mean of a per-sample measurement, over the samples that measured it (-1: not measured).
+struct MeasuredMean {
+  double sum = 0;
+  int64_t n = 0;
+  void add(double v) {
+    if (v < 0) return;
+    sum += v;
+    ++n;
+  }
+  void log_to(json& rec, const std::string& key) const {
+    if (n > 0) rec[key] = sum / static_cast<double>(n);
+  }
+};
+
 // Window means of copy_value_loss / copy_value_acc over the steps that measured them.
 struct CopyValueMeans {
   double loss = 0, accuracy = 0;
@@ -1168,8 +1188,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   double acc_loss = 0, acc_lm = 0, acc_aux = 0, acc_rec = 0, acc_id = 0, acc_ans = 0, acc_ctx = 0, acc_id_lm = 0, acc_probe = 0, acc_probe_acc = 0, acc_id_attn_loss = 0;
   std::vector<double> acc_id_attn;  // per router layer, summed over samples that measured it
   int64_t acc_id_attn_n = 0;
-  double acc_id_name = 0, acc_id_name_later = 0;
-  int64_t acc_id_name_n = 0, acc_id_name_later_n = 0;
+  MeasuredMean acc_id_name, acc_id_name_first, acc_id_name_later;
   double acc_key_match = 0, acc_key_match_top1 = 0;
   int64_t acc_key_match_n = 0;
   double acc_mix_lm = 0, acc_mix_ans = 0, acc_mix_id = 0;
@@ -1249,14 +1268,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         acc_key_match_top1 += l.key_match_top1;
         ++acc_key_match_n;
       }
-      if (l.id_name_accuracy >= 0) {
-        acc_id_name += l.id_name_accuracy;
-        ++acc_id_name_n;
-      }
-      if (l.id_name_later_accuracy >= 0) {
-        acc_id_name_later += l.id_name_later_accuracy;
-        ++acc_id_name_later_n;
-      }
+      acc_id_name.add(l.id_name_accuracy);
+      acc_id_name_first.add(l.id_name_first_accuracy);
+      acc_id_name_later.add(l.id_name_later_accuracy);
       if (!l.id_memory_attention.empty()) {
         acc_id_attn.resize(l.id_memory_attention.size(), 0.0);
         for (size_t i = 0; i < acc_id_attn.size(); ++i) acc_id_attn[i] += l.id_memory_attention[i];
@@ -1318,8 +1332,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       }
       acc_copy_value.log_to(rec, "");
       acc_mix_copy_value.log_to(rec, "mix_");
-      if (acc_id_name_n > 0) rec["id_name_acc"] = acc_id_name / static_cast<double>(acc_id_name_n);
-      if (acc_id_name_later_n > 0) rec["id_name_acc_later"] = acc_id_name_later / static_cast<double>(acc_id_name_later_n);
+      acc_id_name.log_to(rec, "id_name_acc");
+      acc_id_name_first.log_to(rec, "id_name_acc_first");
+      acc_id_name_later.log_to(rec, "id_name_acc_later");
       if (acc_mix_n > 0) {
         rec["mix_lm_loss"] = acc_mix_lm / static_cast<double>(acc_mix_n);
         rec["mix_answer_token_acc"] = acc_mix_ans / static_cast<double>(acc_mix_n);
@@ -1348,8 +1363,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_loss = acc_lm = acc_aux = acc_rec = acc_id = acc_ans = acc_ctx = acc_id_lm = acc_probe = acc_probe_acc = acc_id_attn_loss = 0;
       acc_id_attn.clear();
       acc_id_attn_n = 0;
-      acc_id_name = acc_id_name_later = 0;
-      acc_id_name_n = acc_id_name_later_n = 0;
+      acc_id_name = acc_id_name_first = acc_id_name_later = MeasuredMean{};
       acc_key_match = acc_key_match_top1 = 0;
       acc_key_match_n = 0;
       acc_mix_lm = acc_mix_ans = acc_mix_id = 0;

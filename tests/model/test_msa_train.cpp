@@ -755,11 +755,16 @@ TEST(MsaTrain, PointerSamplesNameTheSecondDocumentFromTheFirstsText) {
   c.data = d;
   c.id_lm_weight = 1;
   const auto rec = first_step_record(c, "pointer");
-  ASSERT_TRUE(rec.contains("id_name_acc_later")) << rec.dump();
-  EXPECT_GE(rec["id_name_acc_later"].get<double>(), 0.0);
-  EXPECT_LE(rec["id_name_acc_later"].get<double>(), 1.0);
+  for (const char* key : {"id_name_acc_first", "id_name_acc_later"}) {
+    ASSERT_TRUE(rec.contains(key)) << key << " " << rec.dump();
+    EXPECT_GE(rec[key].get<double>(), 0.0);
+    EXPECT_LE(rec[key].get<double>(), 1.0);
+  }
   c.data.task = "niah";
-  EXPECT_FALSE(first_step_record(c, "niah-once").contains("id_name_acc_later"));
+  const auto once = first_step_record(c, "niah-once");
+  EXPECT_FALSE(once.contains("id_name_acc_later"));
+  ASSERT_TRUE(once.contains("id_name_acc_first")) << once.dump();
+  EXPECT_DOUBLE_EQ(once["id_name_acc_first"].get<double>(), once["id_name_acc"].get<double>());  // one step: the same rows
   // An "lm" stage with train_seen_ids trains the pointer hop's id, which is in the injected text:
   // the first step's loss changes. NIAH's one id is not in its text, so there nothing changes.
   c.tokenizer = "bytes+ids:500";
