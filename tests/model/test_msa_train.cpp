@@ -1101,28 +1101,35 @@ TEST(MsaTrain, TrainingSamplesAreDeterministicAndPlaceTheNeedleAsConfigured) {
     k.copy_max_len = 2;
     EXPECT_THROW(make_training_sample(k, 0), Error);
   }
-  // copy_ids: about half the symbols are document ids "[i]", i < max_doc_id
-  d.task = "copy_ids";
+  // copy_ids: about half the symbols are document ids "[i]", i < max_doc_id; copy_only_ids: all
   d.max_doc_id = 50;
-  int id_symbols = 0, char_symbols = 0;
-  for (uint64_t i = 0; i < 20; ++i) {
-    const auto v = make_training_sample(d, i);
-    const std::string& b = v.response[0].text;
-    EXPECT_EQ(v.response[1].text, b.substr(0, b.size() - 7) + "<|im_end|>");
-    for (size_t k = 0; k + 7 < b.size(); ++k) {
-      if (b[k] == '[') {
-        const size_t close = b.find(']', k);
-        ASSERT_NE(close, std::string::npos);
-        EXPECT_LT(std::stoi(b.substr(k + 1, close - k - 1)), 50);
-        ++id_symbols;
-        k = close;
-      } else if (b[k] != '\n') {
-        ++char_symbols;
+  auto count_symbols = [&](const std::string& task, int& id_symbols, int& char_symbols) {
+    d.task = task;
+    id_symbols = char_symbols = 0;
+    for (uint64_t i = 0; i < 20; ++i) {
+      const auto v = make_training_sample(d, i);
+      const std::string& b = v.response[0].text;
+      EXPECT_EQ(v.response[1].text, b.substr(0, b.size() - 7) + "<|im_end|>");
+      for (size_t k = 0; k + 7 < b.size(); ++k) {
+        if (b[k] == '[') {
+          const size_t close = b.find(']', k);
+          ASSERT_NE(close, std::string::npos);
+          EXPECT_LT(std::stoi(b.substr(k + 1, close - k - 1)), 50);
+          ++id_symbols;
+          k = close;
+        } else if (b[k] != '\n') {
+          ++char_symbols;
+        }
       }
     }
-  }
+  };
+  int id_symbols = 0, char_symbols = 0;
+  count_symbols("copy_ids", id_symbols, char_symbols);
   EXPECT_GT(id_symbols, char_symbols / 2);
   EXPECT_GT(char_symbols, id_symbols / 2);
+  count_symbols("copy_only_ids", id_symbols, char_symbols);
+  EXPECT_GT(id_symbols, 20);
+  EXPECT_EQ(char_symbols, 0);
   // periodic: one trained segment, a short string repeated; copy_mix draws periodic and copy_chars
   d.task = "periodic";
   for (uint64_t i = 0; i < 10; ++i) {
