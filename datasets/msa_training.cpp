@@ -234,9 +234,10 @@ TrainingSample pointer_sample(std::mt19937_64& rng, const TrainingDataConfig& cf
 // "copy_ids": the same with each symbol a document id "[i]" (i < max_doc_id, or 4096) half of
 // the time. With a bytes+ids tokenizer an id is one token of thousands, so matching the current
 // token finds the one right place to copy from.
-// "copy_only_ids": the same with every symbol a document id. Its copies train no letter or digit,
-// so they leave alone the digit copy that NIAH's answers use (session 24: copy_ids in a joint
-// stage's mix broke NIAH's first digit, 8/32 in-context against 32/32 without).
+// "copy_only_ids": the same with every symbol a document id, so no letter or digit is a copy
+// target. Aimed at the digit copy NIAH's answers use: in session 24's joint stages copy_ids in the
+// mix broke NIAH's first digit (in-context 8/32 at 450 steps, 32/32 without it); copy_only_ids in
+// its place read 31/32 at 400 (24/32 at 250), on one 32-sample probe per checkpoint.
 // "periodic": a random string of 1-8 letters and digits repeated to 40-160 characters. Each
 // sample is predictable from the token a fixed distance back, which rewards the previous-token
 // (short-offset) heads that an induction head composes with.
