@@ -1081,18 +1081,15 @@ struct MeasuredMean {
 
 // Window means of copy_value_loss / copy_value_acc over the steps that measured them.
 struct CopyValueMeans {
-  double loss = 0, accuracy = 0;
-  int64_t n = 0;
+  MeasuredMean loss, accuracy;
   void add(const SampleLoss& l) {
     if (l.copy_value_accuracy < 0) return;
-    loss += l.copy_value.item<double>();
-    accuracy += l.copy_value_accuracy;
-    ++n;
+    loss.add(l.copy_value.item<double>());  // a CE: never negative, so never skipped
+    accuracy.add(l.copy_value_accuracy);
   }
   void log_to(json& rec, const std::string& prefix) const {
-    if (n == 0) return;
-    rec[prefix + "copy_value_loss"] = loss / static_cast<double>(n);
-    rec[prefix + "copy_value_acc"] = accuracy / static_cast<double>(n);
+    loss.log_to(rec, prefix + "copy_value_loss");
+    accuracy.log_to(rec, prefix + "copy_value_acc");
   }
 };
 
