@@ -36,13 +36,18 @@ def write(path, tensors):
         for b in blobs: f.write(b)
     os.replace(tmp, path)
 
-if len(sys.argv) not in (5, 6): sys.exit(__doc__)
-a_dir, b_dir, alpha, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-only = re.compile(sys.argv[5] if len(sys.argv) == 6 else '')
-A, B = read(os.path.join(a_dir, 'model.safetensors')), read(os.path.join(b_dir, 'model.safetensors'))
-if A.keys() != B.keys() or any(A[k].shape != B[k].shape for k in A):
-    sys.exit(f'merge.py: {a_dir} and {b_dir} hold different tensors')
-os.makedirs(out, exist_ok=True)
-for f in ('config.json', 'trainer_state.json'): shutil.copy(os.path.join(a_dir, f), out)
-write(os.path.join(out, 'model.safetensors'), {k: (1 - alpha) * A[k] + alpha * B[k] if only.search(k) else A[k] for k in A})
-print(f'{out}: (1 - {alpha}) * {a_dir} + {alpha} * {b_dir}' + (f' for /{only.pattern}/, {a_dir} elsewhere' if only.pattern else ''))
+def main():
+    if len(sys.argv) not in (5, 6): sys.exit(__doc__)
+    a_dir, b_dir, alpha, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    only = re.compile(sys.argv[5] if len(sys.argv) == 6 else '')
+    A, B = read(os.path.join(a_dir, 'model.safetensors')), read(os.path.join(b_dir, 'model.safetensors'))
+    if A.keys() != B.keys() or any(A[k].shape != B[k].shape for k in A):
+        sys.exit(f'merge.py: {a_dir} and {b_dir} hold different tensors')
+    os.makedirs(out, exist_ok=True)
+    for f in ('config.json', 'trainer_state.json'): shutil.copy(os.path.join(a_dir, f), out)
+    write(os.path.join(out, 'model.safetensors'), {k: (1 - alpha) * A[k] + alpha * B[k] if only.search(k) else A[k] for k in A})
+    print(f'{out}: (1 - {alpha}) * {a_dir} + {alpha} * {b_dir}' + (f' for /{only.pattern}/, {a_dir} elsewhere' if only.pattern else ''))
+
+
+if __name__ == '__main__':
+    main()

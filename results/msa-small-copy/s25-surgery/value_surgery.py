@@ -24,11 +24,13 @@ Prints the code's held-out read-back accuracy, the non-id/id norm ratio, and the
 accuracy of the written model (no memory; the trainer's teacher_forced.sh gives the real figure).
 OUT gets SRC's config.json, so it can be a train config's init_from.
 """
-import argparse, json, os, shutil, struct, sys
+import argparse, os, shutil, sys
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 's23-value'))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, '..', 's23-value'), os.path.join(HERE, '..', 's24-joint')]
 import id_readout as R  # noqa: E402  (forward, rms, load)
+import merge  # noqa: E402  (write: F32 safetensors, atomically)
 
 FIRST_ID, IDS, IM_START, IM_END, ORE = 262, 2064, 257, 258, 260
 H, KV, D = R.H, R.KV, R.D
@@ -149,24 +151,6 @@ def diagnose(Xa, Ja, Xb, Jb, Xn, Wv, E):
     print(f'; all values {ridge(Xa @ Wv.T, Xb @ Wv.T)[1]:.3f}')
 
 
-def write_safetensors(path, tensors):
-    header, blobs, off = {'__metadata__': {'format': 'pt'}}, [], 0
-    for name in sorted(tensors):
-        b = np.ascontiguousarray(tensors[name], dtype='<f4').tobytes()
-        header[name] = {'dtype': 'F32', 'shape': list(tensors[name].shape), 'data_offsets': [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(',', ':')).encode()
-    h += b' ' * (-len(h) % 8)
-    tmp = path + '.tmp'
-    with open(tmp, 'wb') as f:
-        f.write(struct.pack('<Q', len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('src')
@@ -213,7 +197,7 @@ def main():
     print(f'{a.src}: copy head {head} (KV head {kv}), share on [j] {shares.mean(0)[head]:.3f}; kept {a.keep} value dims; '
           f'code read back in {read_back:.3f} of held-out contexts; non-id/id code norm² {ratio:.3f}')
     os.makedirs(a.out, exist_ok=True)
-    write_safetensors(os.path.join(a.out, 'model.safetensors'), w)
+    merge.write(os.path.join(a.out, 'model.safetensors'), w)
     shutil.copy(os.path.join(a.src, 'config.json'), a.out)
     print(f'{a.out}: written (scale {a.scale}); numpy hop-2 argmax without memory {hop2_accuracy(w):.3f}')
 
