@@ -66,15 +66,22 @@ def transcript(rng, i, j):
     return np.array(toks), len(toks) - 1 - toks[::-1].index(FIRST_ID + j)
 
 
-def collect_ids(w, n, seed):
-    """Layer-2 normed inputs at [j], with j, and each head's attention share on [j] from the hop-2 row."""
+def transcripts(w, n, seed):
+    """n forwards over fresh transcripts: yields (rng, toks, [j]'s position, j, logits, acts). The
+    caller may draw from rng between items; the next transcript follows its draws."""
     rng = np.random.default_rng(seed)
-    ln = w['model.layers.2.input_layernorm.weight']
-    xs, js, shares = [], [], []
     for _ in range(n):
         i, j = rng.choice(IDS, 2, replace=False)
         toks, src = transcript(rng, i, j)
-        _, acts = R.forward(w, toks)
+        logits, acts = R.forward(w, toks)
+        yield rng, toks, src, j, logits, acts
+
+
+def collect_ids(w, n, seed):
+    """Layer-2 normed inputs at [j], with j, and each head's attention share on [j] from the hop-2 row."""
+    ln = w['model.layers.2.input_layernorm.weight']
+    xs, js, shares = [], [], []
+    for _, _, src, j, _, acts in transcripts(w, n, seed):
         xs.append(R.rms(acts['in2'][src], ln)); js.append(j)
         shares.append(acts['att2'][:, -1, src])
     return np.array(xs), np.array(js), np.array(shares)
@@ -82,26 +89,14 @@ def collect_ids(w, n, seed):
 
 def collect_text(w, n, seed, per=20):
     """Layer-2 normed inputs at `per` random non-id positions of each of n transcripts."""
-    rng = np.random.default_rng(seed)
     ln = w['model.layers.2.input_layernorm.weight']
-    out = []
-    for _ in range(n):
-        i, j = rng.choice(IDS, 2, replace=False)
-        toks, _ = transcript(rng, i, j)
-        _, acts = R.forward(w, toks)
-        out.append(R.rms(acts['in2'], ln)[rng.choice(np.where(toks < FIRST_ID)[0], per, replace=False)])
-    return np.concatenate(out)
+    return np.concatenate([R.rms(acts['in2'], ln)[rng.choice(np.where(toks < FIRST_ID)[0], per, replace=False)]
+                           for rng, toks, _, _, _, acts in transcripts(w, n, seed)])
 
 
 def hop2_accuracy(w, n=60, seed=7):
-    rng = np.random.default_rng(seed)
-    hits = []
-    for _ in range(n):
-        i, j = rng.choice(IDS, 2, replace=False)
-        toks, _ = transcript(rng, i, j)
-        logits, _ = R.forward(w, toks)
-        hits.append(logits[-1, FIRST_ID:FIRST_ID + IDS].argmax() == j)
-    return float(np.mean(hits))
+    return float(np.mean([logits[-1, FIRST_ID:FIRST_ID + IDS].argmax() == j
+                          for _, _, _, j, logits, _ in transcripts(w, n, seed)]))
 
 
 def fit_code(Xa, Ja, Xn, E, rank, beta, steps=1200, lr=3e-3, temp=3.0):
