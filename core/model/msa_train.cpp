@@ -163,6 +163,10 @@ struct SampleLoss {
   // -1: not measured).
   torch::Tensor copy_value = torch::zeros({});
   double copy_value_accuracy = -1;
+  // TrainConfig::copy_gate_weight: the gated head's share of the residual at the rows that must not
+  // copy (mean), and the same at copy rows (-1: no such rows, or no gate).
+  torch::Tensor copy_gate = torch::zeros({});
+  double copy_gate_shut = -1, copy_gate_open = -1;
   double id_probe_accuracy = 0;
   // Key matching (TrainConfig::key_match_weight): mean over router layers of the InfoNCE of the
   // question's key token over the needles' key chunks, and how often the asked needle's chunk won.
@@ -375,6 +379,26 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
       copy_value = copy_value_loss(m, m.layers[copy_layer], V, q.size(1), cols, targets, copy_value_accuracy);
     }
   };
+  // The gated head's write at copy_layer (TrainConfig::copy_gate_weight): its squared norm over the
+  // residual's (detached, so the gate cannot be met by growing the residual), per row.
+  torch::Tensor copy_gate = torch::zeros({});
+  double copy_gate_shut = -1, copy_gate_open = -1;
+  auto gate_copy_head = [&](const Qwen3Layer& L, const torch::Tensor& out, const torch::Tensor& h) {
+    std::vector<int64_t> shut, open;
+    for (int64_t i = T; i < La; ++i) {
+      if (std::find(copy_rows.begin(), copy_rows.end(), i) != copy_rows.end()) open.push_back(i);
+      else if (t.labels[i] != -100) shut.push_back(i);
+    }
+    c10::AutoGradMode grad(cfg.copy_gate_weight > 0);
+    auto head = out[0].narrow(-1, cfg.copy_gate_head * D, D);
+    auto write = torch::linear(head, L.o_proj.narrow(1, cfg.copy_gate_head * D, D)).to(torch::kFloat32).pow(2).sum(-1);
+    auto share = write / h[0].detach().to(torch::kFloat32).pow(2).sum(-1).clamp_min(1e-12);  // [La]
+    if (!shut.empty()) {
+      copy_gate = share.index_select(0, torch::tensor(shut, torch::kInt64)).mean();
+      copy_gate_shut = copy_gate.detach().item<double>();
+    }
+    if (!open.empty()) copy_gate_open = share.detach().index_select(0, torch::tensor(open, torch::kInt64)).mean().item<double>();
+  };
   std::vector<double> id_memory_attention;
   std::vector<torch::Tensor> id_attention_terms;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -539,6 +563,7 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
       out = m.attend(qa.q, qa.k, qa.v, act_causal);
       if (l == copy_layer && !copy_rows.empty()) measure_copy(qa.q, qa.k, qa.v, act_causal, 0);
     }
+    if (l == copy_layer && cfg.copy_gate_head >= 0) gate_copy_head(L, out, ha);
     ha = ha + torch::linear(out, L.o_proj);
     ha = ha + m.mlp(L, m.rms_norm(ha, L.post_norm));
   }
@@ -566,6 +591,9 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   r.copy_attention_share = copy_attention_share;
   r.copy_value = copy_value;
   r.copy_value_accuracy = copy_value_accuracy;
+  r.copy_gate = copy_gate;
+  r.copy_gate_shut = copy_gate_shut;
+  r.copy_gate_open = copy_gate_open;
   r.id_accuracy = masked_accuracy(logits, t.labels, t.id_target);
   if (!id_rows.empty()) {
     std::vector<uint8_t> naming(t.labels.size(), 0);
@@ -936,6 +964,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.copy_attention_weight = j.value("copy_attention_weight", c.copy_attention_weight);
     c.copy_attention_layer = j.value("copy_attention_layer", c.copy_attention_layer);
     c.copy_value_weight = j.value("copy_value_weight", c.copy_value_weight);
+    c.copy_gate_weight = j.value("copy_gate_weight", c.copy_gate_weight);
+    c.copy_gate_head = j.value("copy_gate_head", c.copy_gate_head);
     c.trainable = j.value("trainable", c.trainable);
     if (j.contains("data")) c.data = parse_data(j["data"], c.data);
     if (j.contains("curriculum")) {
@@ -1005,6 +1035,11 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
   if (c.copy_attention_layer < -1 || c.copy_attention_layer >= c.model.num_hidden_layers)
     throw Error(src + ": copy_attention_layer must be -1 (the last router layer) or a layer index below " +
                 std::to_string(c.model.num_hidden_layers) + ", not " + std::to_string(c.copy_attention_layer));
+  if (!(c.copy_gate_weight >= 0) || c.copy_gate_head < -1 || c.copy_gate_head >= c.model.num_attention_heads ||
+      (c.copy_gate_weight > 0 && c.copy_gate_head < 0))
+    throw Error(src + ": copy_gate_weight must be >= 0 and copy_gate_head a head index below " +
+                std::to_string(c.model.num_attention_heads) + " (or -1 with the weight 0), not " +
+                std::to_string(c.copy_gate_weight) + " and " + std::to_string(c.copy_gate_head));
   if (c.trainable == "router" && (!c.model.msa || !c.model.msa->decouple_router || !c.aux_loss))
     throw Error(src + ": trainable \"router\" needs model.msa_config.decouple_router (the router projections) "
                 "and aux_loss (the only loss that reaches them)");
@@ -1044,6 +1079,8 @@ json TrainConfig::to_json() const {
           {"copy_attention_weight", copy_attention_weight},
           {"copy_attention_layer", copy_attention_layer},
           {"copy_value_weight", copy_value_weight},
+          {"copy_gate_weight", copy_gate_weight},
+          {"copy_gate_head", copy_gate_head},
           {"trainable", trainable},
           {"data", data_json(data)},
           {"lm_mix_weight", lm_mix_weight}, {"lm_mix", [this] {
@@ -1194,6 +1231,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   double acc_copy_attn_loss = 0, acc_copy_share = 0, acc_mix_copy_loss = 0, acc_mix_copy_share = 0;
   int64_t acc_copy_n = 0, acc_mix_copy_n = 0;
   CopyValueMeans acc_copy_value, acc_mix_copy_value;
+  MeasuredMean acc_gate_shut, acc_gate_open;  // copy_gate_weight's shares
   // An lm stage's or lm_mix's loss: the LM loss and the copy losses on its copy rows.
   auto packed_loss = [&](const SampleLoss& l) {
     auto loss = l.lm + cfg.copy_attention_weight * l.copy_attention;
@@ -1241,6 +1279,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       if (cfg.id_attention_weight > 0) lm = lm + cfg.id_attention_weight * l.id_attention;
       if (cfg.copy_attention_weight > 0) lm = lm + cfg.copy_attention_weight * l.copy_attention;
       if (cfg.copy_value_weight > 0) lm = lm + cfg.copy_value_weight * l.copy_value;
+      if (cfg.copy_gate_weight > 0) lm = lm + cfg.copy_gate_weight * l.copy_gate;
       auto loss = (w_lm * lm + (cfg.aux_loss ? w_aux : 0.0) * l.aux + cfg.key_match_weight * l.key_match) / batch;
       loss.backward();
       acc_loss += loss.item<double>() * batch;
@@ -1260,6 +1299,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         ++acc_copy_n;
       }
       acc_copy_value.add(l);
+      acc_gate_shut.add(l.copy_gate_shut);
+      acc_gate_open.add(l.copy_gate_open);
       if (l.key_match_top1 >= 0) {
         acc_key_match += l.key_match.item<double>();
         acc_key_match_top1 += l.key_match_top1;
@@ -1329,6 +1370,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       }
       acc_copy_value.log_to(rec, "");
       acc_mix_copy_value.log_to(rec, "mix_");
+      acc_gate_shut.log_to(rec, "copy_gate_loss");
+      acc_gate_open.log_to(rec, "copy_gate_open");
       acc_id_name.log_to(rec, "id_name_acc");
       acc_id_name_first.log_to(rec, "id_name_acc_first");
       acc_id_name_later.log_to(rec, "id_name_acc_later");
@@ -1368,6 +1411,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_copy_attn_loss = acc_copy_share = acc_mix_copy_loss = acc_mix_copy_share = 0;
       acc_copy_n = acc_mix_copy_n = 0;
       acc_copy_value = acc_mix_copy_value = CopyValueMeans{};
+      acc_gate_shut = acc_gate_open = MeasuredMean{};
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

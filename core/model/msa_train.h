@@ -163,6 +163,16 @@ struct TrainConfig {
   // value path is not learnt from copy_ids' LM targets alone. Logged as
   // copy_value_loss / copy_value_acc (mix_copy_value_* for lm_mix). 0 = off.
   double copy_value_weight = 0;
+  // Weight of a gate on one head of copy_attention_layer (copy_gate_head): at the rows with a
+  // target that are not copy rows (hop 1's naming from memory, answers, delimiters), the squared
+  // norm of what the head adds to the residual over the residual's own (a share; mean over rows).
+  // Not in the paper. Measured (session 25, results/msa-small-copy/s25-surgery/): a planted copy
+  // head names hop 2, but writes its id code wherever it looks (24% of its attention on id tokens
+  // at other rows), and hop 1 and NIAH's digits fall as its scale rises; the gate asks training to
+  // open it at copy rows only. Logged as copy_gate_loss (gated rows) and copy_gate_open (copy rows,
+  // the same share, not trained) in msa steps; lm_mix and lm stages are not gated. 0 = off.
+  double copy_gate_weight = 0;
+  int copy_gate_head = -1;  // the head copy_gate_weight gates; -1 = none (then the weight must be 0)
   // Which weights the optimizer updates: "all", or "router" (the decoupled router projections
   // router_q_proj/router_k_proj only). With hard top-k on detached scores only L_aux reaches those,
   // so a "router" stage retrains routing (e.g. key-specific, against distractor needles) while

@@ -909,6 +909,41 @@ TEST(MsaTrain, CopyValueLossTrainsWhatCopyRowsRead) {
   expect_refused(c.to_json(), {+[](nlohmann::json& j) { j["copy_value_weight"] = -1; }}, "value-bad.json");
 }
 
+TEST(MsaTrain, CopyGateShutsOneHeadAtRowsThatMustNotCopy) {
+  TrainConfig c = pointer_copy_train();
+  const auto none = first_step_record(c, "gate-none");
+  EXPECT_FALSE(none.contains("copy_gate_loss"));
+  // measured with a head named and the weight 0: its share of the residual, gated rows and copy rows
+  c.copy_gate_head = 1;
+  const auto measured = first_step_record(c, "gate-measured");
+  ASSERT_TRUE(measured.contains("copy_gate_loss") && measured.contains("copy_gate_open")) << measured.dump();
+  const double shut = measured["copy_gate_loss"].get<double>();
+  EXPECT_GT(shut, 0.0);
+  EXPECT_GT(measured["copy_gate_open"].get<double>(), 0.0);
+  EXPECT_EQ(measured["loss"].get<double>(), none["loss"].get<double>());
+  // another head writes something else
+  c.copy_gate_head = 0;
+  EXPECT_NE(first_step_record(c, "gate-head0")["copy_gate_loss"].get<double>(), shut);
+  c.copy_gate_head = 1;
+  // on, it adds weight x share to the step's loss (one sample, phase 2)
+  c.copy_gate_weight = 2;
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "gate.json").copy_gate_head, 1);
+  const auto on = first_step_record(c, "gate-on");
+  EXPECT_NEAR(on["copy_gate_loss"].get<double>(), shut, 1e-9);
+  EXPECT_NEAR(on["loss"].get<double>() - none["loss"].get<double>(), 2 * shut, 1e-4);
+  // trained, the head writes less at the gated rows of later samples than without the gate
+  c.lr = 1e-2;
+  c.warmup_steps = 0;
+  c.copy_gate_weight = 50;
+  const double gated = step_records(c, "gate-train", 8)[7]["copy_gate_loss"].get<double>();
+  c.copy_gate_weight = 0;
+  EXPECT_LT(gated, step_records(c, "gate-train-off", 8)[7]["copy_gate_loss"].get<double>());
+  // refused: a negative weight, a weight without a head, a head out of range
+  expect_refused(c.to_json(), {+[](nlohmann::json& j) { j["copy_gate_weight"] = -1; },
+                    +[](nlohmann::json& j) { j["copy_gate_weight"] = 1; j["copy_gate_head"] = -1; },
+                    +[](nlohmann::json& j) { j["copy_gate_head"] = 99; }}, "gate-bad.json");
+}
+
 TEST(MsaTrain, IdAttentionCanLeaveCopyRowsToTheCopy) {
   TrainConfig c = pointer_copy_train();
   c.id_attention_weight = 1;
