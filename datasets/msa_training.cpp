@@ -66,8 +66,8 @@ int document_words(std::mt19937_64& rng, const TrainingDataConfig& cfg) {
   return cfg.doc_words_min + static_cast<int>(draw(rng, cfg.doc_words - cfg.doc_words_min + 1));
 }
 
-void fill_documents(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, TrainingSample& s) {
-  for (int i = 0; i < ndocs; ++i) s.documents.push_back(filler(rng, document_words(rng, cfg)));
+// The ids of ndocs documents (TrainingDataConfig::max_doc_id, doc_id_range).
+void fill_documents_ids(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, TrainingSample& s) {
   if (cfg.max_doc_id <= 0) {
     for (int i = 0; i < ndocs; ++i) s.ids.push_back(i);
     return;
@@ -80,6 +80,11 @@ void fill_documents(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndo
   std::set<int64_t> ids;
   while (ids.size() < static_cast<size_t>(ndocs)) ids.insert(static_cast<int64_t>(draw(rng, range)));
   s.ids.assign(ids.begin(), ids.end());
+}
+
+void fill_documents(std::mt19937_64& rng, const TrainingDataConfig& cfg, int ndocs, TrainingSample& s) {
+  for (int i = 0; i < ndocs; ++i) s.documents.push_back(filler(rng, document_words(rng, cfg)));
+  fill_documents_ids(rng, cfg, ndocs, s);
 }
 
 // One retrieval round: the model names the document ("[id]<|object_ref_end|>"; untrained when it
@@ -218,6 +223,52 @@ TrainingSample pointer_sample(std::mt19937_64& rng, const TrainingDataConfig& cf
   add_retrieval_round(s, da);
   add_retrieval_round(s, db);
   add_answer(s);
+  return s;
+}
+
+// "pointer_read": the pointer transcript's reading half, dense. copy_pairs rounds, each with its own
+// pointer document and target document of 0..copy_gap_words haystack words around the fact (the
+// sample's documents, 2 per round; min_docs/max_docs do not apply). A round names the pointer document (trained in round 1 only;
+// later rounds have no routing cue of their own, so their first name is given as context), reads
+// it, names the target (copied from the injected text), reads it, ends retrieval and answers with
+// the target's word. In pointer transcripts the answer is a few tokens among a thousand and is
+// never copied (session 26: the model writes one fixed word); here it is most of what is trained,
+// and short documents keep a round inside one packed row of the "lm" objective.
+TrainingSample pointer_read_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int) {
+  TrainingSample s;
+  const int rounds = cfg.copy_pairs;
+  std::set<std::string> used;
+  auto fresh_word = [&] {
+    std::string w;
+    do w = niah_word_key(rng());
+    while (!used.insert(w).second);
+    return w;
+  };
+  auto doc_with = [&](const std::string& fact) {
+    const int words = static_cast<int>(draw(rng, cfg.copy_gap_words + 1));
+    return words > 0 ? insert_sentence(rng, filler(rng, words), fact) : fact;
+  };
+  fill_documents_ids(rng, cfg, 2 * rounds, s);
+  s.documents.resize(2 * rounds);
+  for (int r = 0; r < rounds; ++r) {
+    const std::string key = fresh_word(), value = fresh_word();
+    const std::string code = std::to_string(1000000 + draw(rng, 9000000));
+    // ids ascend with the index: either document of the pair may have the smaller id.
+    const int da = 2 * r + static_cast<int>(draw(rng, 2)), db = 4 * r + 1 - da;
+    s.documents[da] = doc_with(pointer_fact(key, code, interleave::document_tag(s.ids[db])));
+    s.documents[db] = doc_with(pointer_value_fact(value));
+    const std::string question = pointer_question(key);
+    if (r == 0) {
+      s.question = question;
+      s.answer = value;
+      s.positives = {da};
+    }
+    add_retrieval_round(s, da, /*naming_trained=*/r == 0);
+    add_retrieval_round(s, db);
+    s.response.push_back({interleave::kEndOfRetrieve, true});
+    s.response.push_back({interleave::question_restatement(question), false});
+    s.response.push_back(answer_segment(value));
+  }
   return s;
 }
 
@@ -471,6 +522,7 @@ const std::map<std::string, Generator> kTasks = {
     {"niah", niah_sample},
     {"twohop", twohop_sample},
     {"pointer", pointer_sample},
+    {"pointer_read", pointer_read_sample},
     {"repeat", MSABENCH_TASK(repeat_sample(rng, cfg, ndocs, false))},
     {"repeat_chars", MSABENCH_TASK(repeat_sample(rng, cfg, ndocs, true))},
     {"periodic", periodic_sample},

@@ -68,7 +68,7 @@ struct TrainingSample {
 };
 
 struct TrainingDataConfig {
-  std::string task = "niah";     // niah | twohop | pointer | mix | repeat, repeat_chars, copy_chars, copy_ids, copy_only_ids, copy_find, periodic, copy_mix, niah_copy, kv_direct, kv_question, lookup_chars, induct_chars (copy and lookup warm-ups for the "lm" objective)
+  std::string task = "niah";     // niah | twohop | pointer | pointer_read (the pointer's reading and answer, dense) | mix | repeat, repeat_chars, copy_chars, copy_ids, copy_only_ids, copy_find, periodic, copy_mix, niah_copy, kv_direct, kv_question, lookup_chars, induct_chars (copy and lookup warm-ups for the "lm" objective)
   int min_docs = 8, max_docs = 32;
   int doc_words = 40;            // haystack words per document (about); the most when doc_words_min > 0
   int doc_words_min = 0;         // > 0: each document draws its length from [doc_words_min, doc_words]
@@ -103,9 +103,10 @@ struct TrainingDataConfig {
   // copy_chars, copy_ids: 1..copy_max_lines lines of copy_min_len..copy_max_len symbols. Short
   // blocks first put the copy a few tokens back, where the induction circuit is found sooner.
   int copy_min_len = 4, copy_max_len = 40, copy_max_lines = 6;
-  int copy_pairs = 1;  // blocks (each with its copy) per transcript; kv_*: the most needles
+  int copy_pairs = 1;  // blocks (each with its copy) per transcript; kv_*: the most needles; pointer_read: rounds
   // 0..copy_gap_words haystack words between a block and its copy: copying across prose at the
   // distances of a needle from its answer (a copy learnt a few tokens back does not reach there).
+  // pointer_read: each document's 0..copy_gap_words haystack words around its fact.
   int copy_gap_words = 0;
   uint64_t seed = 1;
 };

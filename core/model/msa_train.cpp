@@ -225,6 +225,31 @@ std::vector<int64_t> earlier_occurrences(const int64_t* tokens, int64_t upto, in
   return at;
 }
 
+// Answer rows (answer[i]: row i's target is a value token) whose value stands verbatim among
+// tokens[0..first row] (TrainConfig::copy_answer_rows): each row with the position of its token in
+// the latest such occurrence. A value is a run of consecutive answer rows; labels are the targets.
+void add_answer_copy_rows(const int64_t* tokens, const int64_t* labels, const uint8_t* answer, int64_t n,
+                          std::vector<int64_t>& rows, std::vector<std::vector<int64_t>>& sources) {
+  for (int64_t i0 = 0; i0 < n;) {
+    if (!answer[i0]) {
+      ++i0;
+      continue;
+    }
+    int64_t len = 0;
+    while (i0 + len < n && answer[i0 + len]) ++len;
+    // The occurrence must end at or before i0, the row that writes the value's first token.
+    for (int64_t j = i0 + 1 - len; j >= 0; --j) {
+      if (!std::equal(labels + i0, labels + i0 + len, tokens + j)) continue;
+      for (int64_t k = 0; k < len; ++k) {
+        rows.push_back(i0 + k);
+        sources.push_back({j + k});
+      }
+      break;
+    }
+    i0 += len;
+  }
+}
+
 // Where copy rows look (TrainConfig::copy_attention_weight): for rows of q [1, H, L, D] over keys
 // k [1, Hk, Lk, D] under bias [1, 1, L, Lk], the log of the attention share each head gives the
 // row's source columns. Returns [H, rows]; the scores are attend()'s.
@@ -351,6 +376,8 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     copy_rows.push_back(i);
     copy_sources.push_back(std::move(at));
   }
+  if (cfg.copy_answer_rows && (cfg.copy_attention_weight > 0 || cfg.copy_value_weight > 0))
+    add_answer_copy_rows(t.active.data(), t.labels.data(), t.answer_target.data(), La, copy_rows, copy_sources);
   // The rows id_attention_weight pulls towards the memory (and id_memory_attention measures).
   std::vector<int64_t> memory_rows = id_rows;
   if (!cfg.id_attention_copy_rows)
@@ -636,7 +663,8 @@ uint64_t packed_first_index(int64_t step, int batch, int seq_len) {
 // steps. Sample indices continue from first_index; returns the loss and fills answer and id
 // accuracy and token counts.
 SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainConfig::DataStage& st, int batch,
-                          uint64_t first_index, double copy_attention_weight, double copy_value_weight, int copy_layer) {
+                          uint64_t first_index, double copy_attention_weight, double copy_value_weight, int copy_layer,
+                          bool copy_answer_rows) {
   const int64_t seq_len = st.seq_len, n = batch * seq_len;
   const double context_weight = st.context_weight;
   const Documents docs = st.documents_in_context ? Documents::InContext : Documents::None;
@@ -644,6 +672,15 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   std::vector<uint8_t> answer, context, id_step;
   for (uint64_t idx = first_index; static_cast<int64_t>(ids.size()) < n; ++idx) {
     Tokenized t = tokenize(tok, make_training_sample(st.data, idx), docs);
+    const auto room = seq_len - static_cast<int64_t>(ids.size()) % seq_len;
+    if (st.whole_samples && static_cast<int64_t>(t.active.size()) > room && room < seq_len) {
+      ids.insert(ids.end(), room, t.active.front());  // padding: not trained; nothing later in its row
+      labels.insert(labels.end(), room, -100);
+      answer.insert(answer.end(), room, 0);
+      id_step.insert(id_step.end(), room, 0);
+      context.insert(context.end(), room, 0);
+      if (static_cast<int64_t>(ids.size()) >= n) break;
+    }
     std::set<int64_t> seen;  // tokens of this transcript up to the current row (train_seen_ids)
     for (size_t i = 0; i < t.active.size(); ++i) {
       if (st.train_seen_ids) seen.insert(t.active[i]);
@@ -680,6 +717,10 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
         copy_rows[b].push_back(i);
         copy_sources[b].push_back(std::move(at));
       }
+  if ((copy_attention_weight > 0 || copy_value_weight > 0) && copy_answer_rows)
+    for (int64_t b = 0; b < batch; ++b)
+      add_answer_copy_rows(ids.data() + b * seq_len, labels.data() + b * seq_len, answer.data() + b * seq_len, seq_len,
+                           copy_rows[b], copy_sources[b]);
   std::vector<torch::Tensor> copy_log_shares, copy_values;
   double copy_value_hits = 0, copy_value_rows = 0;
   auto h = torch::embedding(m.embed_tokens, x);
@@ -846,7 +887,8 @@ json stage_json(const TrainConfig::DataStage& st) {
   return {{"until_step", st.until_step}, {"data", data_json(st.data)}, {"batch", st.batch},
           {"objective", st.objective},   {"seq_len", st.seq_len},        {"warmup_steps", st.warmup_steps},
           {"lr", st.lr},                 {"context_weight", st.context_weight},
-          {"documents_in_context", st.documents_in_context}, {"train_seen_ids", st.train_seen_ids}};
+          {"documents_in_context", st.documents_in_context}, {"train_seen_ids", st.train_seen_ids},
+          {"whole_samples", st.whole_samples}};
 }
 
 // The keys a config object may have are the ones its writer emits (data_json, stage_json,
@@ -900,6 +942,8 @@ TrainConfig::DataStage parse_stage(const json& st, TrainConfig::DataStage d, int
   d.context_weight = st.value("context_weight", d.context_weight);
   d.documents_in_context = st.value("documents_in_context", d.documents_in_context);
   d.train_seen_ids = st.value("train_seen_ids", d.train_seen_ids);
+  d.whole_samples = st.value("whole_samples", d.whole_samples);
+  if (d.whole_samples && d.objective != "lm") throw Error(what + ": whole_samples needs objective lm");
   if (d.train_seen_ids && (d.objective != "lm" || d.documents_in_context))
     throw Error(what + ": train_seen_ids needs objective lm without documents_in_context");
   if (d.documents_in_context && d.objective != "lm")
@@ -964,6 +1008,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.copy_attention_weight = j.value("copy_attention_weight", c.copy_attention_weight);
     c.copy_attention_layer = j.value("copy_attention_layer", c.copy_attention_layer);
     c.copy_value_weight = j.value("copy_value_weight", c.copy_value_weight);
+    c.copy_answer_rows = j.value("copy_answer_rows", c.copy_answer_rows);
     c.copy_gate_weight = j.value("copy_gate_weight", c.copy_gate_weight);
     c.copy_gate_head = j.value("copy_gate_head", c.copy_gate_head);
     c.trainable = j.value("trainable", c.trainable);
@@ -1027,6 +1072,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
       c.copy_attention_weight < 0 || !(c.copy_value_weight >= 0))
     throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight, id_attention_weight, copy_attention_weight and "
                       "copy_value_weight must be >= 0");
+  if (c.copy_answer_rows && c.copy_attention_weight == 0 && c.copy_value_weight == 0)
+    throw Error(src + ": copy_answer_rows adds rows to copy_attention_weight and copy_value_weight; both are 0");
   if (c.id_attention_target != "document" && c.id_attention_target != "tag_chunks")
     throw Error(src + ": id_attention_target must be \"document\" or \"tag_chunks\", not \"" + c.id_attention_target + "\"");
   if (c.trainable != "all" && c.trainable != "router" && c.trainable.rfind("layers:", 0) != 0)
@@ -1079,6 +1126,7 @@ json TrainConfig::to_json() const {
           {"copy_attention_weight", copy_attention_weight},
           {"copy_attention_layer", copy_attention_layer},
           {"copy_value_weight", copy_value_weight},
+          {"copy_answer_rows", copy_answer_rows},
           {"copy_gate_weight", copy_gate_weight},
           {"copy_gate_head", copy_gate_head},
           {"trainable", trainable},
@@ -1251,7 +1299,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     const bool lm_stage = stage && stage->objective == "lm";
     if (lm_stage) {
       SampleLoss l = packed_lm_loss(model, *tok, *stage, batch, packed_first_index(step, batch, stage->seq_len),
-                                    cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer);
+                                    cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer,
+                                    cfg.copy_answer_rows);
       auto loss = packed_loss(l);
       loss.backward();
       if (l.copy_attention_share >= 0) {
@@ -1320,7 +1369,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     if (!lm_stage && cfg.lm_mix_weight > 0) {
       const auto& mix = cfg.lm_mix;
       SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch, packed_first_index(step, mix.batch, mix.seq_len),
-                                    cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer);
+                                    cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer,
+                                    cfg.copy_answer_rows);
       auto loss = packed_loss(l);
       (cfg.lm_mix_weight * loss).backward();
       acc_mix_copy_value.add(l);
@@ -1456,6 +1506,8 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
     const auto end = static_cast<int64_t>(t.answer_target.size());
     auto first = std::find(t.answer_target.begin(), t.answer_target.end(), 1) - t.answer_target.begin();
     SamplingOptions o = opt;
+    // Room for the whole answer and its end token: pointer's word answers run to 17 bytes.
+    o.max_new_tokens = std::max<int>(opt.max_new_tokens, static_cast<int>(tok->count(s.answer, false)) + 1);
     std::vector<uint8_t> target = t.answer_target;
     if (first == end && s.response.back().text == s.answer + interleave::kImEnd) {
       first = std::find_if(t.labels.begin(), t.labels.end(), [](int64_t l) { return l != -100; }) - t.labels.begin();

@@ -71,6 +71,10 @@ struct TrainConfig {
     // transcript (a pointer hop's id, copied from the injected text) instead of masking every
     // "[id]" step (the first names a document only the memory shows).
     bool train_seen_ids = false;
+    // "lm" objective: a transcript that does not fit the rest of a packed row starts the next row
+    // (the rest is padding, not trained) instead of running on into it, where its answer would be
+    // trained without the text it copies from. One longer than seq_len is still cut.
+    bool whole_samples = false;
     int64_t from_step = 0;  // the previous stage's until_step (derived)
   };
   std::vector<DataStage> curriculum;
@@ -163,6 +167,13 @@ struct TrainConfig {
   // value path is not learnt from copy_ids' LM targets alone. Logged as
   // copy_value_loss / copy_value_acc (mix_copy_value_* for lm_mix). 0 = off.
   double copy_value_weight = 0;
+  // true: answer rows join the copy rows of copy_attention_weight and copy_value_weight when their
+  // value already stands verbatim earlier in the active text (or packed row): the row writing the
+  // value's k-th token has as its source the k-th token of the latest earlier occurrence. Pointer
+  // answers copy a word out of the injected target document, with no key to match; left to the LM
+  // loss, no copy was found in 1,500 joint steps (session 27: the model writes one fixed word).
+  // Their shares then count in copy_attention_share and copy_value_acc. Not in the paper.
+  bool copy_answer_rows = false;
   // Weight of a gate on one head of copy_attention_layer (copy_gate_head): at the rows with a
   // target that are not copy rows (hop 1's naming from memory, answers, delimiters), the squared
   // norm of what the head adds to the residual over the residual's own (a share; mean over rows).

@@ -789,6 +789,74 @@ TEST(MsaTrain, PointerSamplesNameTheSecondDocumentFromTheFirstsText) {
   EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
 }
 
+TEST(MsaTrain, PointerReadRoundsAnswerFromTheInjectedTargetAndWholeSamplesKeepThemInOneRow) {
+  TrainingDataConfig d;
+  d.task = "pointer_read";
+  d.copy_pairs = 3;
+  d.copy_gap_words = 6;
+  d.max_doc_id = 500;
+  d.doc_id_range = "uniform";
+  bool pointer_id_smaller = false, pointer_id_larger = false;
+  for (uint64_t i = 0; i < 20; ++i) {
+    const auto s = make_training_sample(d, i);
+    EXPECT_EQ(s.response.size(), make_training_sample(d, i).response.size());  // deterministic
+    ASSERT_EQ(s.documents.size(), 6u);  // two per round, whatever min_docs says
+    ASSERT_EQ(s.ids.size(), 6u);
+    EXPECT_TRUE(std::is_sorted(s.ids.begin(), s.ids.end()));
+    std::vector<std::string> trained;
+    for (const auto& seg : s.response)
+      if (seg.trained) trained.push_back(seg.text);
+    ASSERT_EQ(trained.size(), 10u);  // round 1: name, name, end, answer; later rounds: name, end, answer
+    for (int r = 0; r < 3; ++r) {
+      const std::string& answer = trained[r == 0 ? 3 : 3 + 3 * r];
+      const std::string prefix = "The answer to the question is: ";
+      ASSERT_EQ(answer.rfind(prefix, 0), 0u) << answer;
+      const std::string word = answer.substr(prefix.size(), answer.size() - prefix.size() - std::string("<|im_end|>").size());
+      int target = -1, pointer = -1;
+      for (int k = 2 * r; k < 2 * r + 2; ++k) {
+        if (s.documents[k].find(pointer_value_fact(word)) != std::string::npos) target = k;
+        if (s.documents[k].find(" is kept in document ") != std::string::npos) pointer = k;
+      }
+      ASSERT_GE(target, 0) << "round " << r;
+      ASSERT_EQ(pointer, 4 * r + 1 - target);
+      EXPECT_NE(s.documents[pointer].find(" is kept in document " + interleave::document_tag(s.ids[target])), std::string::npos);
+      EXPECT_EQ(s.documents[pointer].find(word), std::string::npos);
+      EXPECT_EQ(trained[r == 0 ? 1 : 1 + 3 * r], interleave::document_tag(s.ids[target]) + "<|object_ref_end|>");
+      if (r == 0) {
+        EXPECT_EQ(s.answer, word);
+        EXPECT_EQ(s.positives, std::vector<int>{pointer});
+        EXPECT_EQ(trained[0], interleave::document_tag(s.ids[pointer]) + "<|object_ref_end|>");
+      }
+      (pointer < target ? pointer_id_smaller : pointer_id_larger) = true;
+    }
+  }
+  EXPECT_TRUE(pointer_id_smaller && pointer_id_larger);  // the id order gives nothing away
+
+  // whole_samples: a transcript that would run over a row boundary starts the next row instead,
+  // so the first step's loss differs; it round-trips and needs the lm objective.
+  TrainConfig c = tiny_train("unused");
+  c.tokenizer = "bytes+ids:500";
+  c.model.vocab_size = 262 + 500;
+  c.data = d;
+  c.data.copy_pairs = 1;
+  TrainConfig::DataStage lm;
+  lm.until_step = 1;
+  lm.objective = "lm";
+  lm.seq_len = 1000;  // two transcripts of about 430 tokens and part of a third
+  lm.batch = 2;
+  lm.data = c.data;
+  c.curriculum = {lm};
+  const double cut = first_step_record(c, "read-cut")["lm_loss"].get<double>();
+  c.curriculum[0].whole_samples = true;
+  EXPECT_TRUE(TrainConfig::from_json(c.to_json(), "read.json").curriculum.at(0).whole_samples);
+  const double whole = first_step_record(c, "read-whole")["lm_loss"].get<double>();
+  EXPECT_NE(whole, cut);
+  EXPECT_TRUE(std::isfinite(whole));
+  auto bad = c.to_json();
+  bad["curriculum"][0]["objective"] = "msa";
+  EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
+}
+
 namespace {
 // tiny_train on pointer transcripts (hop 2 copies an id out of the injected text), one sample
 // per step, with an id option on so that the copy rows are measured.
@@ -907,6 +975,29 @@ TEST(MsaTrain, CopyValueLossTrainsWhatCopyRowsRead) {
   EXPECT_TRUE(probe.target_accuracy >= 0 && probe.target_accuracy <= 1) << probe.target_accuracy;
   fs::remove_all(c.out_dir);
   expect_refused(c.to_json(), {+[](nlohmann::json& j) { j["copy_value_weight"] = -1; }}, "value-bad.json");
+}
+
+TEST(MsaTrain, CopyAnswerRowsSuperviseTheAnswersCopyFromTheInjectedText) {
+  TrainConfig c = pointer_copy_train();
+  c.data.task = "niah";  // names once: no id copy rows; its answer stands in the injected document
+  c.copy_attention_weight = 2;
+  EXPECT_FALSE(first_step_record(c, "answer-rows-off").contains("copy_attention_share"));
+  c.copy_answer_rows = true;
+  EXPECT_TRUE(TrainConfig::from_json(c.to_json(), "answer-rows.json").copy_answer_rows);
+  const auto on = first_step_record(c, "answer-rows-on");
+  ASSERT_TRUE(on.contains("copy_attention_share")) << on.dump();
+  const double share = on["copy_attention_share"].get<double>();
+  EXPECT_TRUE(share > 0 && share < 1) << share;
+  // trained, the answer rows' attention moves onto the value's earlier tokens
+  c.lr = 1e-2;
+  c.warmup_steps = 0;
+  const double trained = step_records(c, "answer-rows-train", 8)[7]["copy_attention_share"].get<double>();
+  c.copy_attention_weight = 1e-9;
+  EXPECT_GT(trained, step_records(c, "answer-rows-train-off", 8)[7]["copy_attention_share"].get<double>());
+  // with neither copy loss on there is nothing to add the rows to
+  c.copy_attention_weight = 0;
+  c.copy_value_weight = 0;
+  EXPECT_THROW(TrainConfig::from_json(c.to_json(), "answer-rows-bad.json"), Error);
 }
 
 TEST(MsaTrain, CopyGateShutsOneHeadAtRowsThatMustNotCopy) {
