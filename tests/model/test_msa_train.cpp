@@ -831,6 +831,9 @@ TEST(MsaTrain, PointerReadRoundsAnswerFromTheInjectedTargetAndWholeSamplesKeepTh
     }
   }
   EXPECT_TRUE(pointer_id_smaller && pointer_id_larger);  // the id order gives nothing away
+  TrainingDataConfig few = d;
+  few.max_doc_id = 5;  // 3 rounds need 6 distinct ids
+  EXPECT_THROW(make_training_sample(few, 0), Error);
 
   // whole_samples: a transcript that would run over a row boundary starts the next row instead,
   // so the first step's loss differs; it round-trips and needs the lm objective.
