@@ -886,6 +886,16 @@ std::pair<nlohmann::json, nlohmann::json> first_step_off_and_on(TrainConfig& c, 
   EXPECT_EQ(TrainConfig::from_json(c.to_json(), name + ".json").*weight, 2);
   return {std::move(off), first_step_record(c, name + "-on")};
 }
+// The 8th step's `key` at lr 1e-2, run NAME with `weight` as c has it, then NAME-off with it at
+// `off` (left so): the same samples, so the difference is what the loss trained.
+std::pair<double, double> eighth_step_trained_and_off(TrainConfig& c, double TrainConfig::*weight, double off,
+                                                      const std::string& key, const std::string& name) {
+  c.lr = 1e-2;
+  c.warmup_steps = 0;
+  const double trained = step_records(c, name, 8)[7][key].get<double>();
+  c.*weight = off;
+  return {trained, step_records(c, name + "-off", 8)[7][key].get<double>()};
+}
 }  // namespace
 
 TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
@@ -906,11 +916,9 @@ TEST(MsaTrain, CopyAttentionLossPullsEachCopyRowTowardsItsSource) {
   EXPECT_NEAR(layer0["copy_attention_loss"].get<double>(), -std::log(layer0_share), 1e-4);
   c.copy_attention_layer = -1;
   // trained, it moves the attention onto the id: the same samples later on, with and without it
-  c.lr = 1e-2;
-  c.warmup_steps = 0;
-  const double trained = step_records(c, "copy-train", 8)[7]["copy_attention_share"].get<double>();
-  c.copy_attention_weight = 0;
-  EXPECT_GT(trained, step_records(c, "copy-train-off", 8)[7]["copy_attention_share"].get<double>());
+  const auto [trained, untrained] =
+      eighth_step_trained_and_off(c, &TrainConfig::copy_attention_weight, 0, "copy_attention_share", "copy-train");
+  EXPECT_GT(trained, untrained);
   // in lm_mix and lm stages the rows are trained ids already in their packed row: copy_ids' second copies
   c.lm_mix_weight = 1;
   copy_ids_mix(c);
@@ -949,12 +957,10 @@ TEST(MsaTrain, CopyValueLossTrainsWhatCopyRowsRead) {
   EXPECT_NEAR(on["loss"].get<double>() - off["loss"].get<double>(), 2 * ce, 1e-3);
   EXPECT_EQ(on["lm_loss"].get<double>(), off["lm_loss"].get<double>());
   // trained, the readout improves on the same later samples against a near-zero weight
-  c.lr = 1e-2;
-  c.warmup_steps = 0;
   c.copy_value_weight = 1;
-  const double trained = step_records(c, "value-train", 8)[7]["copy_value_loss"].get<double>();
-  c.copy_value_weight = 1e-9;
-  EXPECT_LT(trained, step_records(c, "value-train-off", 8)[7]["copy_value_loss"].get<double>());
+  const auto [trained, untrained] =
+      eighth_step_trained_and_off(c, &TrainConfig::copy_value_weight, 1e-9, "copy_value_loss", "value-train");
+  EXPECT_LT(trained, untrained);
   // lm_mix and lm stages: copy_ids' second copies read from their first copies
   c.copy_value_weight = 1;
   c.lm_mix_weight = 1;
@@ -992,11 +998,9 @@ TEST(MsaTrain, CopyAnswerRowsSuperviseTheAnswersCopyFromTheInjectedText) {
   const double share = on["copy_attention_share"].get<double>();
   EXPECT_TRUE(share > 0 && share < 1) << share;
   // trained, the answer rows' attention moves onto the value's earlier tokens
-  c.lr = 1e-2;
-  c.warmup_steps = 0;
-  const double trained = step_records(c, "answer-rows-train", 8)[7]["copy_attention_share"].get<double>();
-  c.copy_attention_weight = 1e-9;
-  EXPECT_GT(trained, step_records(c, "answer-rows-train-off", 8)[7]["copy_attention_share"].get<double>());
+  const auto [trained, untrained] =
+      eighth_step_trained_and_off(c, &TrainConfig::copy_attention_weight, 1e-9, "copy_attention_share", "answer-rows-train");
+  EXPECT_GT(trained, untrained);
   // with neither copy loss on there is nothing to add the rows to
   c.copy_attention_weight = 0;
   c.copy_value_weight = 0;
@@ -1026,12 +1030,9 @@ TEST(MsaTrain, CopyGateShutsOneHeadAtRowsThatMustNotCopy) {
   EXPECT_NEAR(on["copy_gate_loss"].get<double>(), shut, 1e-9);
   EXPECT_NEAR(on["loss"].get<double>() - none["loss"].get<double>(), 2 * shut, 1e-4);
   // trained, the head writes less at the gated rows of later samples than without the gate
-  c.lr = 1e-2;
-  c.warmup_steps = 0;
   c.copy_gate_weight = 50;
-  const double gated = step_records(c, "gate-train", 8)[7]["copy_gate_loss"].get<double>();
-  c.copy_gate_weight = 0;
-  EXPECT_LT(gated, step_records(c, "gate-train-off", 8)[7]["copy_gate_loss"].get<double>());
+  const auto [gated, ungated] = eighth_step_trained_and_off(c, &TrainConfig::copy_gate_weight, 0, "copy_gate_loss", "gate-train");
+  EXPECT_LT(gated, ungated);
   // refused: a negative weight, a weight without a head, a head out of range
   expect_refused(c.to_json(), {+[](nlohmann::json& j) { j["copy_gate_weight"] = -1; },
                     +[](nlohmann::json& j) { j["copy_gate_weight"] = 1; j["copy_gate_head"] = -1; },
