@@ -378,11 +378,12 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   }
   if (cfg.copy_answer_rows && (cfg.copy_attention_weight > 0 || cfg.copy_value_weight > 0))
     add_answer_copy_rows(t.active.data(), t.labels.data(), t.answer_target.data(), La, copy_rows, copy_sources);
+  std::vector<uint8_t> is_copy_row(La, 0);
+  for (auto i : copy_rows) is_copy_row[i] = 1;
   // The rows id_attention_weight pulls towards the memory (and id_memory_attention measures).
   std::vector<int64_t> memory_rows = id_rows;
   if (!cfg.id_attention_copy_rows)
-    memory_rows.erase(std::remove_if(memory_rows.begin(), memory_rows.end(),
-                                     [&](int64_t i) { return std::count(copy_rows.begin(), copy_rows.end(), i) > 0; }),
+    memory_rows.erase(std::remove_if(memory_rows.begin(), memory_rows.end(), [&](int64_t i) { return is_copy_row[i] != 0; }),
                       memory_rows.end());
   torch::Tensor copy_attention = torch::zeros({}), copy_value = torch::zeros({});
   double copy_attention_share = -1, copy_value_accuracy = -1;
@@ -413,7 +414,7 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
   auto gate_copy_head = [&](const Qwen3Layer& L, const torch::Tensor& out, const torch::Tensor& h) {
     std::vector<int64_t> shut, open;
     for (int64_t i = T; i < La; ++i) {
-      if (std::find(copy_rows.begin(), copy_rows.end(), i) != copy_rows.end()) open.push_back(i);
+      if (is_copy_row[i]) open.push_back(i);
       else if (t.labels[i] != -100) shut.push_back(i);
     }
     c10::AutoGradMode grad(cfg.copy_gate_weight > 0);
