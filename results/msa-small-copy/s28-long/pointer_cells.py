@@ -3,18 +3,16 @@
 
 usage: pointer_cells.py RESULT_DIR...   (a directory `msabench run` wrote, with cells/*.json)
 
-Per cell: hop 1 = the first id the model names ("[N]<|object_ref_end|>" in its response) is the
-pointer document; hop 2 = the target document's id is named after it; answers = RULER string match.
+Per cell, from each record's `retrieved` (the documents the model named, in naming order, as the msa
+backend records them): hop 1 = the first named document is the pointer document; hop 2 = the target
+document is named after it; answers = RULER string match. (`retrieved` holds at most the cell's k, 10.)
 For a directory with an interleave=1 and an interleave=0 cell of the same queries it also prints the
 discordant memories and the exact one-sided sign test (binomial, p = 1/2) that interleave helps.
 """
 import glob
 import json
 import math
-import re
 import sys
-
-NAMED = re.compile(r'\[(\d+)\]<\|object_ref_end\|>')
 
 
 def cell_summary(records):
@@ -22,9 +20,9 @@ def cell_summary(records):
     answered = {}
     for r in records:
         hops = r['meta']['hops']
-        named = [int(x) for x in NAMED.findall(r['detail']['response'])]
-        hop1 += bool(named) and named[0] == hops[0]['doc_index']
-        hop2 += hops[1]['doc_index'] in named[1:]
+        named = [d['id'] for d in r['retrieved']]
+        hop1 += bool(named) and named[0] == hops[0]['doc_id']
+        hop2 += hops[1]['doc_id'] in named[1:]
         answered[r['query_id']] = r['metrics']['ruler_string_match_all'] > 0
     return hop1, hop2, answered
 
