@@ -231,9 +231,10 @@ TrainingSample pointer_sample(std::mt19937_64& rng, const TrainingDataConfig& cf
 // sample's documents, 2 per round; min_docs/max_docs do not apply). A round names the pointer
 // document (trained in round 1 only; later rounds have no routing cue of their own, so their first
 // name is given as context), reads it, names the target (copied from the injected text), reads it,
-// ends retrieval and answers with the target's word. In pointer transcripts the answer is a few tokens among a thousand and is
-// never copied (session 26: the model writes one fixed word); here it is most of what is trained,
-// and short documents keep a round inside one packed row of the "lm" objective.
+// ends retrieval and answers with the target's word. In pointer transcripts the answer is a few
+// tokens among a thousand and is never copied (session 26: the model writes one fixed word); here
+// it is most of what is trained, and short documents keep a round inside one packed row of the
+// "lm" objective.
 TrainingSample pointer_read_sample(std::mt19937_64& rng, const TrainingDataConfig& cfg, int) {
   TrainingSample s;
   const int rounds = cfg.copy_pairs;
@@ -582,13 +583,13 @@ void validate_training_data(const TrainingDataConfig& cfg) {
     throw Error("training data: max_doc_id must be 0 or at least max_docs");
   if (cfg.doc_id_range != "log_uniform" && cfg.doc_id_range != "uniform")
     throw Error("training data: doc_id_range must be log_uniform or uniform");
-  for (const auto& p : task_parts(cfg.task))
-    if (p == "pointer_read" && cfg.max_doc_id > 0 && cfg.max_doc_id < 2 * cfg.copy_pairs)
-      throw Error("training data: pointer_read has 2 documents per round: max_doc_id must be 0 or at least 2 * copy_pairs");
-  for (const auto& p : task_parts(cfg.task))
+  for (const auto& p : task_parts(cfg.task)) {
     if (!kTasks.count(p))
       throw Error("training data: unknown task '" + p + "'" + (p == cfg.task ? "" : " in mixture '" + cfg.task + "'") +
                   " (" + known_tasks() + ")");
+    if (p == "pointer_read" && cfg.max_doc_id > 0 && cfg.max_doc_id < 2 * cfg.copy_pairs)
+      throw Error("training data: pointer_read has 2 documents per round: max_doc_id must be 0 or at least 2 * copy_pairs");
+  }
 }
 
 TrainingSample make_training_sample(const TrainingDataConfig& cfg, uint64_t index) {
