@@ -35,8 +35,12 @@ def sign_test(wins, losses):
 for directory in sys.argv[1:]:
     cells = {}
     for path in sorted(glob.glob(directory + '/cells/*.json')):
-        mode = 'on' if '_interleave_1_' in path else 'off'
-        cells[mode] = cell_summary(json.load(open(path))['records'])
+        cell = json.load(open(path))
+        spec = cell['backend']['spec'].split(':', 1)[1].split(',')  # the harness's own record of the run
+        mode = 'off' if 'interleave=0' in spec else 'on'
+        if mode in cells:
+            sys.exit(f'pointer_cells.py: {directory} holds more than one interleave={mode} cell')
+        cells[mode] = cell_summary(cell['records'])
         h1, h2, ans = cells[mode]
         print(f'{directory} interleave {mode}: memories {len(ans)} hop1 {h1} hop2 {h2} answers {sum(ans.values())}')
     if set(cells) == {'on', 'off'}:
