@@ -151,6 +151,35 @@ void locate_keys(const TextTokenizer& tok, const TrainingSample& s, Tokenized& t
                                   last_token_of(interleave::memory_document(s.ids[n.document], s.documents[n.document]), n.key));
 }
 
+// A per-copy-row measurement's mean over all copy rows, over the id rows and over the answer rows
+// (TrainConfig::copy_answer_rows); -1 where there are no such rows. Kept apart because answer rows
+// copy a word the model reads anyway: mixed in, they hid a missing id copy (session 29: 0.91 in the
+// log, 0 on id rows held out).
+struct CopyRowMeans {
+  double all = -1, ids = -1, answers = -1;
+};
+
+// per_row[i] over rows whose kind is_answer[i] gives.
+CopyRowMeans copy_row_means(const std::vector<double>& per_row, const std::vector<uint8_t>& is_answer) {
+  double sum[2] = {0, 0};
+  int64_t n[2] = {0, 0};
+  for (size_t i = 0; i < per_row.size(); ++i) {
+    sum[is_answer[i] ? 1 : 0] += per_row[i];
+    ++n[is_answer[i] ? 1 : 0];
+  }
+  CopyRowMeans r;
+  if (n[0] + n[1] > 0) r.all = (sum[0] + sum[1]) / static_cast<double>(n[0] + n[1]);
+  if (n[0] > 0) r.ids = sum[0] / static_cast<double>(n[0]);
+  if (n[1] > 0) r.answers = sum[1] / static_cast<double>(n[1]);
+  return r;
+}
+
+// log_copy_share's [H, rows] as each row's share (mean over heads).
+std::vector<double> row_shares(const torch::Tensor& log_share) {
+  auto per_row = log_share.detach().exp().mean(0).to(torch::kFloat64).contiguous();
+  return std::vector<double>(per_row.data_ptr<double>(), per_row.data_ptr<double>() + per_row.numel());
+}
+
 struct SampleLoss {
   torch::Tensor lm, aux, context_lm, id_lm;  // id_lm: mean CE over the retrieval-step targets only
   torch::Tensor id_probe;  // mean CE of the last router layer's chunk values read out as their document's id
@@ -158,11 +187,11 @@ struct SampleLoss {
   // -log of the copy layer's attention share on the earlier copies of the id a row must write
   // (TrainConfig::copy_attention_weight), and that share (-1: no such row in this sample).
   torch::Tensor copy_attention = torch::zeros({});
-  double copy_attention_share = -1;
+  CopyRowMeans copy_attention_share;
   // CE and accuracy of those rows' sources read as their targets (TrainConfig::copy_value_weight;
   // -1: not measured).
   torch::Tensor copy_value = torch::zeros({});
-  double copy_value_accuracy = -1;
+  CopyRowMeans copy_value_accuracy;
   // TrainConfig::copy_gate_weight: the gated head's share of the residual at the rows that must not
   // copy (mean), and the same at copy rows (-1: no such rows, or no gate).
   torch::Tensor copy_gate = torch::zeros({});
@@ -274,17 +303,18 @@ torch::Tensor copy_attention_loss(const torch::Tensor& log_share) {
 
 // What copy rows read (TrainConfig::copy_value_weight): the mean of each row's source values
 // v [1, Hk, Lk, D], every head reading them at once, through layer L's o_proj and the LM head.
-// Returns the CE against the rows' targets; sets accuracy.
+// Returns the CE against the rows' targets; appends each row's greedy hit (0 or 1) to hits.
 torch::Tensor copy_value_loss(const Qwen3Model& m, const Qwen3Layer& L, const torch::Tensor& v, int64_t H,
                               const std::vector<std::vector<int64_t>>& source_cols, const std::vector<int64_t>& targets,
-                              double& accuracy) {
+                              std::vector<double>& hits) {
   std::vector<torch::Tensor> read;
   for (const auto& cols : source_cols)
     read.push_back(v[0].index_select(1, torch::tensor(cols, torch::kInt64)).mean(1));  // [Hk, D]
   auto heads = torch::stack(read).repeat_interleave(H / v.size(1), 1);                // [R, H, D]
   auto logits = m.hidden_to_logits(torch::linear(heads.flatten(1), L.o_proj)).to(torch::kFloat32);
   auto y = torch::tensor(targets, torch::kInt64);
-  accuracy = (logits.argmax(-1) == y).to(torch::kFloat64).mean().item<double>();
+  auto hit = (logits.argmax(-1) == y).to(torch::kFloat64).contiguous();
+  hits.insert(hits.end(), hit.data_ptr<double>(), hit.data_ptr<double>() + hit.numel());
   return torch::nn::functional::cross_entropy(logits, y);
 }
 
@@ -376,8 +406,11 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     copy_rows.push_back(i);
     copy_sources.push_back(std::move(at));
   }
+  const size_t id_copy_rows = copy_rows.size();
   if (cfg.copy_answer_rows && (cfg.copy_attention_weight > 0 || cfg.copy_value_weight > 0))
     add_answer_copy_rows(t.active.data(), t.labels.data(), t.answer_target.data(), La, copy_rows, copy_sources);
+  std::vector<uint8_t> copy_row_is_answer(copy_rows.size(), 0);
+  std::fill(copy_row_is_answer.begin() + static_cast<std::ptrdiff_t>(id_copy_rows), copy_row_is_answer.end(), 1);
   std::vector<uint8_t> is_copy_row(La, 0);
   for (auto i : copy_rows) is_copy_row[i] = 1;
   // The rows id_attention_weight pulls towards the memory (and id_memory_attention measures).
@@ -386,7 +419,7 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     memory_rows.erase(std::remove_if(memory_rows.begin(), memory_rows.end(), [&](int64_t i) { return is_copy_row[i] != 0; }),
                       memory_rows.end());
   torch::Tensor copy_attention = torch::zeros({}), copy_value = torch::zeros({});
-  double copy_attention_share = -1, copy_value_accuracy = -1;
+  CopyRowMeans copy_attention_share, copy_value_accuracy;
   const int copy_layer = copy_layer_of(cfg, c);
   // The copy rows' attention at copy_layer over keys K (values V) under bias, where keys past the
   // template are shifted by n memory chunks (0 outside the router layers).
@@ -398,13 +431,15 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     {
       c10::AutoGradMode grad(cfg.copy_attention_weight > 0);
       auto log_share = log_copy_share(q, K, bias, copy_rows, cols);
-      copy_attention_share = log_share.detach().exp().mean().item<double>();
+      copy_attention_share = copy_row_means(row_shares(log_share), copy_row_is_answer);
       if (cfg.copy_attention_weight > 0) copy_attention = copy_attention_loss(log_share);
     }
     if (cfg.copy_value_weight > 0) {
       std::vector<int64_t> targets;
       for (auto i : copy_rows) targets.push_back(t.labels[i]);
-      copy_value = copy_value_loss(m, m.layers[copy_layer], V, q.size(1), cols, targets, copy_value_accuracy);
+      std::vector<double> hits;
+      copy_value = copy_value_loss(m, m.layers[copy_layer], V, q.size(1), cols, targets, hits);
+      copy_value_accuracy = copy_row_means(hits, copy_row_is_answer);
     }
   };
   // The gated head's write at copy_layer (TrainConfig::copy_gate_weight): its squared norm over the
@@ -718,12 +753,16 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
         copy_rows[b].push_back(i);
         copy_sources[b].push_back(std::move(at));
       }
+  std::vector<size_t> id_copy_rows(batch);  // copy_rows[b]'s id rows come first, then its answer rows
+  for (int64_t b = 0; b < batch; ++b) id_copy_rows[b] = copy_rows[b].size();
   if ((copy_attention_weight > 0 || copy_value_weight > 0) && copy_answer_rows)
     for (int64_t b = 0; b < batch; ++b)
       add_answer_copy_rows(ids.data() + b * seq_len, labels.data() + b * seq_len, answer.data() + b * seq_len, seq_len,
                            copy_rows[b], copy_sources[b]);
   std::vector<torch::Tensor> copy_log_shares, copy_values;
-  double copy_value_hits = 0, copy_value_rows = 0;
+  std::vector<uint8_t> copy_row_is_answer;  // over the batch's copy rows in order
+  std::vector<double> copy_value_hits;
+  double copy_value_rows = 0;
   auto h = torch::embedding(m.embed_tokens, x);
   for (size_t l = 0; l < m.layers.size(); ++l) {
     const auto& L = m.layers[l];
@@ -731,6 +770,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
     if (static_cast<int>(l) == copy_layer)
       for (int64_t b = 0; b < batch; ++b)
         if (!copy_rows[b].empty()) {
+          for (size_t k = 0; k < copy_rows[b].size(); ++k) copy_row_is_answer.push_back(k >= id_copy_rows[b]);
           {
             c10::AutoGradMode grad(copy_attention_weight > 0);  // logged only, unless trained
             copy_log_shares.push_back(log_copy_share(qkv.q.narrow(0, b, 1), qkv.k.narrow(0, b, 1), bias.narrow(0, b, 1),
@@ -739,10 +779,9 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
           if (copy_value_weight > 0) {
             std::vector<int64_t> targets;
             for (auto i : copy_rows[b]) targets.push_back(labels[b * seq_len + i]);
-            double acc = 0;
             const double rows = static_cast<double>(targets.size());
-            copy_values.push_back(copy_value_loss(m, L, qkv.v.narrow(0, b, 1), qkv.q.size(1), copy_sources[b], targets, acc) * rows);
-            copy_value_hits += acc * rows;
+            copy_values.push_back(
+                copy_value_loss(m, L, qkv.v.narrow(0, b, 1), qkv.q.size(1), copy_sources[b], targets, copy_value_hits) * rows);
             copy_value_rows += rows;
           }
         }
@@ -754,11 +793,11 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   if (!copy_log_shares.empty()) {
     auto log_share = torch::cat(copy_log_shares, 1);  // [H, rows]
     r.copy_attention = copy_attention_loss(log_share);
-    r.copy_attention_share = log_share.detach().exp().mean().item<double>();
+    r.copy_attention_share = copy_row_means(row_shares(log_share), copy_row_is_answer);
   }
   if (!copy_values.empty()) {  // mean over every copy row of the batch
     r.copy_value = torch::stack(copy_values).sum() / copy_value_rows;
-    r.copy_value_accuracy = copy_value_hits / copy_value_rows;
+    r.copy_value_accuracy = copy_row_means(copy_value_hits, copy_row_is_answer);
   }
   namespace F = torch::nn::functional;
   if (std::all_of(labels.begin(), labels.end(), [](int64_t l) { return l == -100; })) {
@@ -1165,17 +1204,26 @@ struct MeasuredMean {
   }
 };
 
-// Window means of copy_value_loss / copy_value_acc over the steps that measured them.
-struct CopyValueMeans {
-  MeasuredMean loss, accuracy;
+// Window means of copy_value_loss / copy_value_acc over the steps that measured them, and of the
+// copy rows' attention share and value accuracy split into id and answer rows (*_ids, *_answers).
+struct CopyRowWindow {
+  MeasuredMean loss, accuracy, accuracy_ids, accuracy_answers, share_ids, share_answers;
   void add(const SampleLoss& l) {
-    if (l.copy_value_accuracy < 0) return;
+    share_ids.add(l.copy_attention_share.ids);
+    share_answers.add(l.copy_attention_share.answers);
+    if (l.copy_value_accuracy.all < 0) return;
     loss.add(l.copy_value.item<double>());  // a CE: never negative, so never skipped
-    accuracy.add(l.copy_value_accuracy);
+    accuracy.add(l.copy_value_accuracy.all);
+    accuracy_ids.add(l.copy_value_accuracy.ids);
+    accuracy_answers.add(l.copy_value_accuracy.answers);
   }
   void log_to(json& rec, const std::string& prefix) const {
     loss.log_to(rec, prefix + "copy_value_loss");
     accuracy.log_to(rec, prefix + "copy_value_acc");
+    accuracy_ids.log_to(rec, prefix + "copy_value_acc_ids");
+    accuracy_answers.log_to(rec, prefix + "copy_value_acc_answers");
+    share_ids.log_to(rec, prefix + "copy_attention_share_ids");
+    share_answers.log_to(rec, prefix + "copy_attention_share_answers");
   }
 };
 
@@ -1279,7 +1327,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   const int copy_layer = copy_layer_of(cfg, model.config());  // for the lm paths' copy rows
   double acc_copy_attn_loss = 0, acc_copy_share = 0, acc_mix_copy_loss = 0, acc_mix_copy_share = 0;
   int64_t acc_copy_n = 0, acc_mix_copy_n = 0;
-  CopyValueMeans acc_copy_value, acc_mix_copy_value;
+  CopyRowWindow acc_copy_value, acc_mix_copy_value;
   MeasuredMean acc_gate_shut, acc_gate_open;  // copy_gate_weight's shares
   // An lm stage's or lm_mix's loss: the LM loss and the copy losses on its copy rows.
   auto packed_loss = [&](const SampleLoss& l) {
@@ -1304,9 +1352,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
                                     cfg.copy_answer_rows);
       auto loss = packed_loss(l);
       loss.backward();
-      if (l.copy_attention_share >= 0) {
+      if (l.copy_attention_share.all >= 0) {
         acc_copy_attn_loss += l.copy_attention.item<double>();
-        acc_copy_share += l.copy_attention_share;
+        acc_copy_share += l.copy_attention_share.all;
         ++acc_copy_n;
       }
       acc_copy_value.add(l);
@@ -1343,9 +1391,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_probe += l.id_probe.item<double>();
       acc_probe_acc += l.id_probe_accuracy;
       acc_id_attn_loss += l.id_attention.item<double>();
-      if (l.copy_attention_share >= 0) {
+      if (l.copy_attention_share.all >= 0) {
         acc_copy_attn_loss += l.copy_attention.item<double>();
-        acc_copy_share += l.copy_attention_share;
+        acc_copy_share += l.copy_attention_share.all;
         ++acc_copy_n;
       }
       acc_copy_value.add(l);
@@ -1375,9 +1423,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       auto loss = packed_loss(l);
       (cfg.lm_mix_weight * loss).backward();
       acc_mix_copy_value.add(l);
-      if (l.copy_attention_share >= 0) {
+      if (l.copy_attention_share.all >= 0) {
         acc_mix_copy_loss += l.copy_attention.item<double>();
-        acc_mix_copy_share += l.copy_attention_share;
+        acc_mix_copy_share += l.copy_attention_share.all;
         ++acc_mix_copy_n;
       }
       acc_mix_lm += l.lm.item<double>();
@@ -1461,7 +1509,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_mix_n = 0;
       acc_copy_attn_loss = acc_copy_share = acc_mix_copy_loss = acc_mix_copy_share = 0;
       acc_copy_n = acc_mix_copy_n = 0;
-      acc_copy_value = acc_mix_copy_value = CopyValueMeans{};
+      acc_copy_value = acc_mix_copy_value = CopyRowWindow{};
       acc_gate_shut = acc_gate_open = MeasuredMean{};
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();

@@ -174,7 +174,10 @@ struct TrainConfig {
   // loss alone session 26's model writes one fixed word for every answer. Measured (session 27,
   // results/msa-small-copy/s27-read/): an "lm" stage on pointer_read with it copies the word in
   // 14/32 in-context probes after 2,850 steps. Their shares count in copy_attention_share and
-  // copy_value_acc. Not in the paper.
+  // copy_value_acc; the log also gives both figures for id rows and answer rows apart
+  // (copy_attention_share_ids / _answers, copy_value_acc_ids / _answers; mix_ for lm_mix), since
+  // the easy answer copies hid a missing id copy (session 29: 0.91 logged, 0 on id rows held out).
+  // Not in the paper.
   bool copy_answer_rows = false;
   // Weight of a gate on one head of copy_attention_layer (copy_gate_head): at the rows with a
   // target that are not copy rows (hop 1's naming from memory, answers, delimiters), the squared

@@ -1007,6 +1007,62 @@ TEST(MsaTrain, CopyAnswerRowsSuperviseTheAnswersCopyFromTheInjectedText) {
   EXPECT_THROW(TrainConfig::from_json(c.to_json(), "answer-rows-bad.json"), Error);
 }
 
+// The copy rows' share and value accuracy are also logged for id rows and answer rows apart
+// (*_ids, *_answers): answer rows copy a word the model reads anyway, and mixed in they once hid a
+// missing id copy.
+TEST(MsaTrain, CopyFiguresAreLoggedForIdRowsAndAnswerRowsApart) {
+  TrainConfig c = pointer_copy_train();
+  c.copy_attention_weight = 1;
+  c.copy_value_weight = 1;
+  const auto num = [](const nlohmann::json& rec, const std::string& key) {
+    EXPECT_TRUE(rec.contains(key)) << key << " missing: " << rec.dump();
+    return rec.value(key, -1.0);
+  };
+  // pointer's hop 2 alone: the id figures are the whole figures
+  const auto ids = first_step_record(c, "split-ids");
+  EXPECT_EQ(num(ids, "copy_value_acc_ids"), num(ids, "copy_value_acc"));
+  EXPECT_NEAR(num(ids, "copy_attention_share_ids"), num(ids, "copy_attention_share"), 1e-12);
+  EXPECT_FALSE(ids.contains("copy_value_acc_answers"));
+  EXPECT_FALSE(ids.contains("copy_attention_share_answers"));
+  // with the answer rows: the id figures are unchanged (same sample, same weights) and the whole
+  // figures, row-weighted means of the two kinds, lie between them
+  c.copy_answer_rows = true;
+  const auto both = first_step_record(c, "split-both");
+  EXPECT_NEAR(num(both, "copy_attention_share_ids"), num(ids, "copy_attention_share_ids"), 1e-9);
+  EXPECT_EQ(num(both, "copy_value_acc_ids"), num(ids, "copy_value_acc_ids"));
+  for (const std::string key : {"copy_attention_share", "copy_value_acc"}) {
+    const double a = num(both, key + "_ids"), b = num(both, key + "_answers"), whole = num(both, key);
+    EXPECT_GE(whole, std::min(a, b) - 1e-12) << key;
+    EXPECT_LE(whole, std::max(a, b) + 1e-12) << key;
+    EXPECT_TRUE(b >= 0 && b <= 1) << key;
+  }
+  EXPECT_NE(num(both, "copy_attention_share"), num(ids, "copy_attention_share"));
+  // NIAH names once: answer rows only
+  c.data.task = "niah";
+  const auto answers = first_step_record(c, "split-answers");
+  EXPECT_EQ(num(answers, "copy_value_acc_answers"), num(answers, "copy_value_acc"));
+  EXPECT_FALSE(answers.contains("copy_value_acc_ids"));
+  EXPECT_FALSE(answers.contains("copy_attention_share_ids"));
+  // lm_mix: copy_ids' second copies are id rows; niah adds answer rows
+  c.data.task = "pointer";
+  c.lm_mix_weight = 1;
+  copy_ids_mix(c);
+  c.copy_answer_rows = false;
+  const auto mix_ids = first_step_record(c, "split-mix-ids");
+  EXPECT_EQ(num(mix_ids, "mix_copy_value_acc_ids"), num(mix_ids, "mix_copy_value_acc"));
+  EXPECT_NEAR(num(mix_ids, "mix_copy_attention_share_ids"), num(mix_ids, "mix_copy_attention_share"), 1e-12);
+  EXPECT_FALSE(mix_ids.contains("mix_copy_value_acc_answers"));
+  c.copy_answer_rows = true;
+  c.lm_mix.data.task = "copy_ids+niah";
+  c.lm_mix.seq_len = 512;
+  const auto mix_both = first_step_record(c, "split-mix-both");
+  for (const std::string key : {"mix_copy_attention_share", "mix_copy_value_acc"}) {
+    const double a = num(mix_both, key + "_ids"), b = num(mix_both, key + "_answers"), whole = num(mix_both, key);
+    EXPECT_GE(whole, std::min(a, b) - 1e-12) << key;
+    EXPECT_LE(whole, std::max(a, b) + 1e-12) << key;
+  }
+}
+
 TEST(MsaTrain, CopyGateShutsOneHeadAtRowsThatMustNotCopy) {
   TrainConfig c = pointer_copy_train();
   const auto none = first_step_record(c, "gate-none");
