@@ -177,6 +177,8 @@ struct TrainConfig {
   // copy_value_acc; the log also gives both figures for id rows and answer rows apart
   // (copy_attention_share_ids / _answers, copy_value_acc_ids / _answers; mix_ for lm_mix), since
   // the easy answer copies hid a missing id copy (session 29: 0.91 logged, 0 on id rows held out).
+  // Each is a mean over the window's steps that had such rows, of per-step row means, so over a
+  // window the whole figure need not lie between the two kinds' (within one step it does).
   // Not in the paper.
   bool copy_answer_rows = false;
   // Weight of a gate on one head of copy_attention_layer (copy_gate_head): at the rows with a
