@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """niah_misses.py DIR...: sorts each NIAH cell's queries (msabench run -o DIR, one cell per DIR) by
-what the model did: answered (RULER string match), named a wrong document first, named the gold
-document and then another id before answering (a second retrieval step NIAH never needs), other."""
-import glob, json, re, sys
+what the model did: answered (RULER string match), named a wrong document first (`retrieved`, in
+naming order), named the gold document first and wrote another document's id as well (the msa
+backend's `detail.predicted_doc_ids`: every memory id in the response, well-formed step or not; NIAH
+never needs a second), other."""
+import glob, json, sys
 
 if len(sys.argv) < 2:
     sys.exit(__doc__)
@@ -18,7 +20,7 @@ for d in sys.argv[1:]:
             n['answered'] += 1
         elif not r['retrieved'] or r['retrieved'][0]['id'] != r['gold_doc_ids'][0]:
             n['wrong'] += 1
-        elif len(re.findall(r'\[\d+\]', r['answer'])) >= 2:
+        elif len(set(r['detail']['predicted_doc_ids'])) >= 2:
             n['second'] += 1
         else:
             n['other'] += 1
