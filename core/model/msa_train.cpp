@@ -37,6 +37,7 @@ struct Tokenized {
   std::vector<uint8_t> id_target;  // per active token: its target is a token of a retrieval step "[i]..."
   std::vector<uint8_t> later_step;  // per active token: ... of a trained retrieval step after the first trained one
   std::vector<uint8_t> answer_target;  // per active token: its target is a token of the answer value
+  std::vector<uint8_t> stop_target;  // per active token: its target is a trained <End-of-Retrieve> (the stop decision)
   int64_t template_len = 0;
   std::vector<int> positives;
   std::vector<std::vector<int64_t>> doc_tag;  // per memory document: the tokens of its "[id]"
@@ -65,7 +66,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
       const auto tag = enc(tok, interleave::document_tag(s.ids[i]));
       t.doc_tag.push_back(tag);
     }
-  std::vector<uint8_t> in_id, in_answer, in_later;
+  std::vector<uint8_t> in_id, in_answer, in_later, in_stop;
   std::vector<int64_t> context;
   int retrieval_steps = 0;
   using Kind = TrainingSegment::Kind;
@@ -73,6 +74,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
     const bool id_step = trained && kind == Kind::RetrievalStep;
     const bool later = id_step && retrieval_steps++ > 0;
     const bool answer = trained && kind == Kind::Answer;
+    const bool stop = trained && text == interleave::kEndOfRetrieve;
     // An answer is the protocol's "The answer to the question is: VALUE<|im_end|>" or a bare value
     // line (kv_direct); the value starts after the prefix and excludes the final token.
     const bool prefixed = answer && text.rfind(interleave::kAnswerPrefix, 0) == 0;
@@ -85,6 +87,7 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
       context.push_back(!trained && role != -2 ? ids[k] : -100);
       in_id.push_back(id_step);
       in_later.push_back(later);
+      in_stop.push_back(stop);
       in_answer.push_back(answer && static_cast<int64_t>(k) >= value_begin && k + 1 < ids.size());  // not <|im_end|>
     }
   };
@@ -109,12 +112,14 @@ Tokenized tokenize(const TextTokenizer& tok, const TrainingSample& s, Documents 
   t.id_target.assign(t.labels.size(), 0);
   t.later_step.assign(t.labels.size(), 0);
   t.answer_target.assign(t.labels.size(), 0);
+  t.stop_target.assign(t.labels.size(), 0);
   for (size_t i = 0; i + 1 < t.labels.size(); ++i) {
     shifted[i] = t.labels[i + 1];
     t.context_labels[i] = context[i + 1];
     t.id_target[i] = in_id[i + 1];
     t.later_step[i] = in_later[i + 1];
     t.answer_target[i] = in_answer[i + 1];
+    t.stop_target[i] = in_stop[i + 1];
   }
   t.labels = std::move(shifted);
   t.positives = s.positives;
@@ -212,6 +217,10 @@ struct SampleLoss {
   double router_recall = 0;  // mean over router layers: top-1 document is a positive
   double id_accuracy = 0;    // greedy next-token accuracy on the retrieval-step tokens ("[12]<|object_ref_end|>")
   double answer_accuracy = 0;  // the same on the answer value's tokens
+  // CE (TrainConfig::stop_weight) and greedy accuracy (-1: none) on the rows whose target is a trained
+  // <End-of-Retrieve>: the decision, after an injected document, to stop naming documents and answer.
+  torch::Tensor stop_lm = torch::zeros({});
+  double stop_accuracy = -1;
   int64_t tokens = 0;
 };
 
@@ -227,6 +236,11 @@ double masked_accuracy(const torch::Tensor& logits, const std::vector<int64_t>& 
       hit += pa[i] == labels[i];
     }
   return n ? static_cast<double>(hit) / n : 0.0;
+}
+
+// masked_accuracy, or -1 where the mask selects no row.
+double measured_accuracy(const torch::Tensor& logits, const std::vector<int64_t>& labels, const std::vector<uint8_t>& mask) {
+  return std::find(mask.begin(), mask.end(), 1) == mask.end() ? -1.0 : masked_accuracy(logits, labels, mask);
 }
 
 // Causal attention of each document within itself, one document at a time: the batched form pads
@@ -675,6 +689,13 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     if (any_first) r.id_name_first_accuracy = masked_accuracy(logits, t.labels, first);
   }
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
+  r.stop_accuracy = measured_accuracy(logits, t.labels, t.stop_target);
+  if (cfg.stop_weight > 0 && r.stop_accuracy >= 0) {
+    std::vector<int64_t> stop_labels(t.labels.size(), -100);
+    for (size_t i = 0; i < stop_labels.size(); ++i)
+      if (t.stop_target[i]) stop_labels[i] = t.labels[i];
+    r.stop_lm = torch::nn::functional::cross_entropy(logits, torch::tensor(stop_labels, torch::kInt64), ce);
+  }
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
   r.key_match = key_match_terms.empty() ? torch::zeros({}) : torch::stack(key_match_terms).mean();
   if (!key_match_terms.empty()) r.key_match_top1 = key_match_hits / static_cast<double>(key_match_terms.size());
@@ -705,7 +726,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   const double context_weight = st.context_weight;
   const Documents docs = st.documents_in_context ? Documents::InContext : Documents::None;
   std::vector<int64_t> ids, labels;
-  std::vector<uint8_t> answer, context, id_step;
+  std::vector<uint8_t> answer, context, id_step, stop;
   for (uint64_t idx = first_index; static_cast<int64_t>(ids.size()) < n; ++idx) {
     Tokenized t = tokenize(tok, make_training_sample(st.data, idx), docs);
     const auto room = seq_len - static_cast<int64_t>(ids.size()) % seq_len;
@@ -713,6 +734,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
       ids.insert(ids.end(), room, t.active.front());  // padding: not trained; nothing later in its row
       labels.insert(labels.end(), room, -100);
       answer.insert(answer.end(), room, 0);
+      stop.insert(stop.end(), room, 0);
       id_step.insert(id_step.end(), room, 0);
       context.insert(context.end(), room, 0);
       if (static_cast<int64_t>(ids.size()) >= n) break;
@@ -725,6 +747,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
       ids.push_back(t.active[i]);
       labels.push_back(masked_id ? -100 : t.labels[i] != -100 ? t.labels[i] : t.context_labels[i]);
       answer.push_back(t.answer_target[i]);
+      stop.push_back(t.stop_target[i]);
       id_step.push_back(t.id_target[i] && !masked_id);
       context.push_back(!t.id_target[i] && t.labels[i] == -100 && t.context_labels[i] != -100);
     }
@@ -733,6 +756,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   labels.resize(n);
   context.resize(n);
   answer.resize(n);
+  stop.resize(n);
   id_step.resize(n);
   auto x = torch::tensor(ids, torch::kInt64).view({batch, seq_len});
   auto y = torch::tensor(labels, torch::kInt64).view({batch, seq_len});
@@ -817,6 +841,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   r.id_attention = torch::zeros({});
   r.answer_accuracy = masked_accuracy(logits, labels, answer);
   r.id_accuracy = masked_accuracy(logits, labels, id_step);
+  r.stop_accuracy = measured_accuracy(logits, labels, stop);
   r.tokens = n;
   return r;
 }
@@ -1040,6 +1065,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     c.document_attention = j.value("document_attention", c.document_attention);
     c.context_lm_weight = j.value("context_lm_weight", c.context_lm_weight);
     c.id_lm_weight = j.value("id_lm_weight", c.id_lm_weight);
+    c.stop_weight = j.value("stop_weight", c.stop_weight);
     c.id_embedding_spread = j.value("id_embedding_spread", c.id_embedding_spread);
     c.id_probe_weight = j.value("id_probe_weight", c.id_probe_weight);
     c.id_attention_weight = j.value("id_attention_weight", c.id_attention_weight);
@@ -1105,6 +1131,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
     throw Error(src + ": " + e.what());
   }
   if (c.context_lm_weight < 0) throw Error(src + ": context_lm_weight must be >= 0");
+  if (!(c.stop_weight >= 0)) throw Error(src + ": stop_weight must be >= 0");
   if (!(c.routing_token_temperature >= 0)) throw Error(src + ": routing_token_temperature must be >= 0 (0: hard max)");
   if (!(c.key_match_weight >= 0)) throw Error(src + ": key_match_weight must be >= 0");
   if (c.phase2_aux_weight < 0) throw Error(src + ": phase2_aux_weight must be >= 0");
@@ -1158,7 +1185,7 @@ json TrainConfig::to_json() const {
   return {{"out_dir", out_dir},   {"model", model.to_json()}, {"tokenizer", tokenizer}, {"init_from", init_from},
           {"qk_norm_scale", qk_norm_scale}, {"document_attention", document_attention},
           {"context_lm_weight", context_lm_weight},
-          {"id_lm_weight", id_lm_weight}, {"id_embedding_spread", id_embedding_spread},
+          {"id_lm_weight", id_lm_weight}, {"stop_weight", stop_weight}, {"id_embedding_spread", id_embedding_spread},
           {"id_probe_weight", id_probe_weight},
           {"id_attention_weight", id_attention_weight},
           {"id_attention_target", id_attention_target},
@@ -1329,6 +1356,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
   int64_t acc_copy_n = 0, acc_mix_copy_n = 0;
   CopyRowWindow acc_copy_value, acc_mix_copy_value;
   MeasuredMean acc_gate_shut, acc_gate_open;  // copy_gate_weight's shares
+  MeasuredMean acc_stop, acc_stop_lm, acc_mix_stop;  // the <End-of-Retrieve> rows (SampleLoss::stop_accuracy)
   // An lm stage's or lm_mix's loss: the LM loss and the copy losses on its copy rows.
   auto packed_loss = [&](const SampleLoss& l) {
     auto loss = l.lm + cfg.copy_attention_weight * l.copy_attention;
@@ -1363,6 +1391,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_lm += l.lm.item<double>();
       acc_ans += l.answer_accuracy;
       acc_id += l.id_accuracy;
+      acc_stop.add(l.stop_accuracy);
       acc_tokens += l.tokens;
       ++acc_n;
     }
@@ -1373,6 +1402,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       SampleLoss l = sample_loss(model, opt, cfg, t);
       auto lm = l.lm + cfg.context_lm_weight * l.context_lm;
       if (cfg.id_lm_weight > 0) lm = lm + cfg.id_lm_weight * l.id_lm;
+      if (cfg.stop_weight > 0) lm = lm + cfg.stop_weight * l.stop_lm;
       if (cfg.id_probe_weight > 0) lm = lm + cfg.id_probe_weight * l.id_probe;
       if (cfg.id_attention_weight > 0) lm = lm + cfg.id_attention_weight * l.id_attention;
       if (cfg.copy_attention_weight > 0) lm = lm + cfg.copy_attention_weight * l.copy_attention;
@@ -1405,6 +1435,8 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         ++acc_key_match_n;
       }
       acc_id_name.add(l.id_name_accuracy);
+      acc_stop.add(l.stop_accuracy);
+      if (cfg.stop_weight > 0 && l.stop_accuracy >= 0) acc_stop_lm.add(l.stop_lm.item<double>());
       acc_id_name_first.add(l.id_name_first_accuracy);
       acc_id_name_later.add(l.id_name_later_accuracy);
       if (!l.id_memory_attention.empty()) {
@@ -1431,6 +1463,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_mix_lm += l.lm.item<double>();
       acc_mix_ans += l.answer_accuracy;
       acc_mix_id += l.id_accuracy;
+      acc_mix_stop.add(l.stop_accuracy);
       acc_tokens += l.tokens;
       ++acc_mix_n;
     }
@@ -1474,6 +1507,9 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_id_name.log_to(rec, "id_name_acc");
       acc_id_name_first.log_to(rec, "id_name_acc_first");
       acc_id_name_later.log_to(rec, "id_name_acc_later");
+      acc_stop.log_to(rec, "stop_acc");
+      acc_stop_lm.log_to(rec, "stop_lm_loss");
+      acc_mix_stop.log_to(rec, "mix_stop_acc");
       if (acc_mix_n > 0) {
         rec["mix_lm_loss"] = acc_mix_lm / static_cast<double>(acc_mix_n);
         rec["mix_answer_token_acc"] = acc_mix_ans / static_cast<double>(acc_mix_n);
@@ -1511,6 +1547,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       acc_copy_n = acc_mix_copy_n = 0;
       acc_copy_value = acc_mix_copy_value = CopyRowWindow{};
       acc_gate_shut = acc_gate_open = MeasuredMean{};
+      acc_stop = acc_stop_lm = acc_mix_stop = MeasuredMean{};
       acc_tokens = acc_n = 0;
       t_log = std::chrono::steady_clock::now();
     }

@@ -112,6 +112,11 @@ struct TrainConfig {
   // delimiter). In the paper's loss these are 2 of about 45 targets per round, and the only ones
   // that need memory values; this lets naming get a signal of its own. 0 = the paper's loss only.
   double id_lm_weight = 0;
+  // Weight of an extra LM term on the trained <End-of-Retrieve> targets alone: the decision after an
+  // injected document to answer rather than name another document. In the LM loss it is one target
+  // of dozens, against id_lm_weight on pointer's second id (session 30: a model with an id copy wrote
+  // a fixed id after NIAH documents instead of stopping). 0 = the paper's loss only.
+  double stop_weight = 0;
   // At a fresh start (after init_from), replaces each document-id token's own part of its embedding
   // (the row minus the mean of all id rows) by a random vector of this norm. Trained ids collapse
   // onto one direction (pairwise cosine 0.9 in the session-10 model), which leaves nothing to copy.

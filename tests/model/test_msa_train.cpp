@@ -401,6 +401,45 @@ TEST(MsaTrain, IdLossAndIdProbeAreLoggedAndIdEmbeddingsAreSpread) {
   fs::remove_all(dir);
 }
 
+// stop_acc scores the trained <End-of-Retrieve> targets (the decision to answer after an injected
+// document) in msa steps and the lm_mix; stop_weight adds their CE to the loss, on the same sample
+// by exactly weight x stop_lm_loss. Samples with no such target log no stop figure.
+TEST(MsaTrain, StopWeightTrainsTheEndOfRetrieveDecision) {
+  TrainConfig c = tiny_train("unused");
+  c.data.task = "niah";
+  c.phase1_steps = 0;  // LM weight 1
+  const auto plain = first_step_record(c, "stop-plain");
+  ASSERT_TRUE(plain.contains("stop_acc")) << plain.dump();
+  EXPECT_GE(plain["stop_acc"].get<double>(), 0);
+  EXPECT_LE(plain["stop_acc"].get<double>(), 1);
+  EXPECT_FALSE(plain.contains("stop_lm_loss"));
+  c.stop_weight = 2.5;
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "stop.json").stop_weight, 2.5);
+  const auto weighted = first_step_record(c, "stop-weighted");
+  ASSERT_TRUE(weighted.contains("stop_lm_loss")) << weighted.dump();
+  const double stop_lm = weighted["stop_lm_loss"].get<double>();
+  EXPECT_GT(stop_lm, 0);
+  EXPECT_EQ(weighted["lm_loss"].get<double>(), plain["lm_loss"].get<double>());  // same sample, same init
+  EXPECT_NEAR(weighted["loss"].get<double>() - plain["loss"].get<double>(), 2.5 * stop_lm, 1e-4);
+  c.data.task = "periodic";  // no retrieval, nothing to stop
+  const auto none = first_step_record(c, "stop-none");
+  EXPECT_FALSE(none.contains("stop_acc"));
+  EXPECT_FALSE(none.contains("stop_lm_loss"));
+  c.data.task = "niah";
+  c.stop_weight = 0;
+  c.lm_mix_weight = 1;
+  c.lm_mix.data = c.data;
+  c.lm_mix.seq_len = 1024;
+  c.lm_mix.batch = 1;
+  const auto mix = first_step_record(c, "stop-mix");
+  ASSERT_TRUE(mix.contains("mix_stop_acc")) << mix.dump();
+  EXPECT_GE(mix["mix_stop_acc"].get<double>(), 0);
+  EXPECT_LE(mix["mix_stop_acc"].get<double>(), 1);
+  auto bad = c.to_json();
+  bad["stop_weight"] = -1;
+  EXPECT_THROW(TrainConfig::from_json(bad, "bad.json"), Error);
+}
+
 // After phase 1 the routing loss weighs phase2_aux_weight (the paper's 0.1 by default): the logged
 // loss is LM + w * aux for the weight given, it survives the JSON round trip, and < 0 is refused.
 TEST(MsaTrain, Phase2AuxWeightScalesTheRoutingLoss) {
