@@ -953,7 +953,7 @@ json stage_json(const TrainConfig::DataStage& st) {
           {"objective", st.objective},   {"seq_len", st.seq_len},        {"warmup_steps", st.warmup_steps},
           {"lr", st.lr},                 {"context_weight", st.context_weight},
           {"documents_in_context", st.documents_in_context}, {"train_seen_ids", st.train_seen_ids},
-          {"whole_samples", st.whole_samples}};
+          {"whole_samples", st.whole_samples}, {"copy_answer_rows", st.copy_answer_rows}};
 }
 
 // The keys a config object may have are the ones its writer emits (data_json, stage_json,
@@ -1008,6 +1008,8 @@ TrainConfig::DataStage parse_stage(const json& st, TrainConfig::DataStage d, int
   d.documents_in_context = st.value("documents_in_context", d.documents_in_context);
   d.train_seen_ids = st.value("train_seen_ids", d.train_seen_ids);
   d.whole_samples = st.value("whole_samples", d.whole_samples);
+  d.copy_answer_rows = st.value("copy_answer_rows", d.copy_answer_rows);
+  if (d.copy_answer_rows && d.objective != "lm") throw Error(what + ": copy_answer_rows in a stage needs objective lm");
   if (d.whole_samples && d.objective != "lm") throw Error(what + ": whole_samples needs objective lm");
   if (d.train_seen_ids && (d.objective != "lm" || d.documents_in_context))
     throw Error(what + ": train_seen_ids needs objective lm without documents_in_context");
@@ -1139,7 +1141,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& src) {
       c.copy_attention_weight < 0 || !(c.copy_value_weight >= 0))
     throw Error(src + ": id_lm_weight, id_embedding_spread, id_probe_weight, id_attention_weight, copy_attention_weight and "
                       "copy_value_weight must be >= 0");
-  if (c.copy_answer_rows && c.copy_attention_weight == 0 && c.copy_value_weight == 0)
+  const bool stage_answer_rows = c.lm_mix.copy_answer_rows || std::any_of(c.curriculum.begin(), c.curriculum.end(),
+                                                                            [](const auto& st) { return st.copy_answer_rows; });
+  if ((c.copy_answer_rows || stage_answer_rows) && c.copy_attention_weight == 0 && c.copy_value_weight == 0)
     throw Error(src + ": copy_answer_rows adds rows to copy_attention_weight and copy_value_weight; both are 0");
   if (c.id_attention_target != "document" && c.id_attention_target != "tag_chunks")
     throw Error(src + ": id_attention_target must be \"document\" or \"tag_chunks\", not \"" + c.id_attention_target + "\"");
@@ -1377,7 +1381,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
     if (lm_stage) {
       SampleLoss l = packed_lm_loss(model, *tok, *stage, batch, packed_first_index(step, batch, stage->seq_len),
                                     cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer,
-                                    cfg.copy_answer_rows);
+                                    cfg.copy_answer_rows || stage->copy_answer_rows);
       auto loss = packed_loss(l);
       loss.backward();
       if (l.copy_attention_share.all >= 0) {
@@ -1451,7 +1455,7 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
       const auto& mix = cfg.lm_mix;
       SampleLoss l = packed_lm_loss(model, *tok, mix, mix.batch, packed_first_index(step, mix.batch, mix.seq_len),
                                     cfg.copy_attention_weight, cfg.copy_value_weight, copy_layer,
-                                    cfg.copy_answer_rows);
+                                    cfg.copy_answer_rows || mix.copy_answer_rows);
       auto loss = packed_loss(l);
       (cfg.lm_mix_weight * loss).backward();
       acc_mix_copy_value.add(l);

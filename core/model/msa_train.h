@@ -75,6 +75,10 @@ struct TrainConfig {
     // (the rest is padding, not trained) instead of running on into it, where its answer would be
     // trained without the text it copies from. One longer than seq_len is still cut.
     bool whole_samples = false;
+    // "lm" objective: TrainConfig::copy_answer_rows for this stage (or the lm_mix) alone. In msa
+    // steps answer rows count as copy rows for copy_gate_head too, which opens the gated head where
+    // NIAH's digits are written (session 30); the lm objective has no gate.
+    bool copy_answer_rows = false;
     int64_t from_step = 0;  // the previous stage's until_step (derived)
   };
   std::vector<DataStage> curriculum;

@@ -1044,6 +1044,30 @@ TEST(MsaTrain, CopyAnswerRowsSuperviseTheAnswersCopyFromTheInjectedText) {
   c.copy_attention_weight = 0;
   c.copy_value_weight = 0;
   EXPECT_THROW(TrainConfig::from_json(c.to_json(), "answer-rows-bad.json"), Error);
+  // the lm_mix's own copy_answer_rows: answer rows in the mix only, none in the msa steps
+  c.copy_answer_rows = false;
+  c.copy_value_weight = 1;
+  c.lm_mix_weight = 1;
+  c.lm_mix.data = c.data;
+  c.lm_mix.seq_len = 1024;
+  c.lm_mix.batch = 1;
+  c.lm_mix.copy_answer_rows = true;
+  EXPECT_TRUE(TrainConfig::from_json(c.to_json(), "mix-answer-rows.json").lm_mix.copy_answer_rows);
+  const auto mix = first_step_record(c, "mix-answer-rows");
+  EXPECT_TRUE(mix.contains("mix_copy_value_acc_answers")) << mix.dump();
+  EXPECT_FALSE(mix.contains("copy_value_acc_answers")) << mix.dump();
+  EXPECT_FALSE(mix.contains("copy_value_acc"));
+  c.copy_value_weight = 0;
+  EXPECT_THROW(TrainConfig::from_json(c.to_json(), "mix-answer-rows-bad.json"), Error);
+  c.copy_value_weight = 1;
+  auto msa_stage = c.to_json();
+  msa_stage["curriculum"] = nlohmann::json::array({{{"until_step", 2}, {"objective", "msa"}, {"copy_answer_rows", true}}});
+  try {
+    TrainConfig::from_json(msa_stage, "msa-stage-answer-rows.json");
+    ADD_FAILURE() << "an msa stage with copy_answer_rows was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("copy_answer_rows in a stage needs objective lm"), std::string::npos) << e.what();
+  }
 }
 
 // The copy rows' share and value accuracy are also logged for id rows and answer rows apart
