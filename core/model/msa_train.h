@@ -84,7 +84,7 @@ struct TrainConfig {
   std::vector<DataStage> curriculum;
   // > 0: every "msa"-objective step also adds lm_mix_weight x the "lm" objective's loss on one
   // packed batch of lm_mix (its data, batch, seq_len, context_weight, documents_in_context,
-  // train_seen_ids; its until_step, lr and warmup_steps are refused). A skill only the dense "lm"
+  // train_seen_ids, whole_samples, copy_answer_rows; its until_step, lr and warmup_steps are refused). A skill only the dense "lm"
   // signal teaches (copying an id token out of the context) is then learnt while the msa loss holds
   // naming from memory, which an "lm" stage on its own erased (session 20). Logged as mix_lm_loss,
   // mix_answer_token_acc and mix_id_token_acc; "loss" stays the msa objective's. 0 = off.
@@ -116,7 +116,8 @@ struct TrainConfig {
   // delimiter). In the paper's loss these are 2 of about 45 targets per round, and the only ones
   // that need memory values; this lets naming get a signal of its own. 0 = the paper's loss only.
   double id_lm_weight = 0;
-  // Weight of an extra LM term on the trained <End-of-Retrieve> targets alone: the decision after an
+  // Weight of an extra LM term in msa steps on the trained <End-of-Retrieve> targets alone (logged as
+  // stop_lm_loss; stop_acc / mix_stop_acc give their greedy accuracy at any weight): the decision after an
   // injected document to answer rather than name another document. In the LM loss it is one target
   // of dozens, against id_lm_weight on pointer's second id (session 30: a model with an id copy wrote
   // a fixed id after NIAH documents instead of stopping). 0 = the paper's loss only.
