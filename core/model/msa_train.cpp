@@ -238,9 +238,27 @@ double masked_accuracy(const torch::Tensor& logits, const std::vector<int64_t>& 
   return n ? static_cast<double>(hit) / n : 0.0;
 }
 
-// masked_accuracy, or -1 where the mask selects no row.
-double measured_accuracy(const torch::Tensor& logits, const std::vector<int64_t>& labels, const std::vector<uint8_t>& mask) {
-  return std::find(mask.begin(), mask.end(), 1) == mask.end() ? -1.0 : masked_accuracy(logits, labels, mask);
+// Greedy accuracy (-1: no row) and, when with_ce, mean CE over the few rows mask selects, from those
+// rows' logits alone: a full-width argmax or CE per sample for one or two rows is the hot path's cost.
+struct RowScore {
+  double accuracy = -1;
+  torch::Tensor ce = torch::zeros({});
+};
+RowScore score_rows(const torch::Tensor& logits, const std::vector<int64_t>& labels, const std::vector<uint8_t>& mask,
+                    bool with_ce) {
+  std::vector<int64_t> rows, targets;
+  for (size_t i = 0; i < mask.size(); ++i)
+    if (mask[i]) {
+      rows.push_back(static_cast<int64_t>(i));
+      targets.push_back(labels[i]);
+    }
+  RowScore r;
+  if (rows.empty()) return r;
+  auto picked = logits.index_select(0, torch::tensor(rows, torch::kInt64));
+  auto y = torch::tensor(targets, torch::kInt64);
+  r.accuracy = (picked.detach().argmax(-1) == y).to(torch::kFloat64).mean().item<double>();
+  if (with_ce) r.ce = torch::nn::functional::cross_entropy(picked, y);
+  return r;
 }
 
 // Causal attention of each document within itself, one document at a time: the batched form pads
@@ -689,13 +707,9 @@ SampleLoss sample_loss(Qwen3Model& m, const MsaOptions& opt, const TrainConfig& 
     if (any_first) r.id_name_first_accuracy = masked_accuracy(logits, t.labels, first);
   }
   r.answer_accuracy = masked_accuracy(logits, t.labels, t.answer_target);
-  r.stop_accuracy = measured_accuracy(logits, t.labels, t.stop_target);
-  if (cfg.stop_weight > 0 && r.stop_accuracy >= 0) {
-    std::vector<int64_t> stop_labels(t.labels.size(), -100);
-    for (size_t i = 0; i < stop_labels.size(); ++i)
-      if (t.stop_target[i]) stop_labels[i] = t.labels[i];
-    r.stop_lm = torch::nn::functional::cross_entropy(logits, torch::tensor(stop_labels, torch::kInt64), ce);
-  }
+  const RowScore stop = score_rows(logits, t.labels, t.stop_target, cfg.stop_weight > 0);
+  r.stop_accuracy = stop.accuracy;
+  r.stop_lm = stop.ce;
   r.aux = aux_terms.empty() ? torch::zeros({}) : torch::stack(aux_terms).mean();
   r.key_match = key_match_terms.empty() ? torch::zeros({}) : torch::stack(key_match_terms).mean();
   if (!key_match_terms.empty()) r.key_match_top1 = key_match_hits / static_cast<double>(key_match_terms.size());
@@ -841,7 +855,7 @@ SampleLoss packed_lm_loss(Qwen3Model& m, const TextTokenizer& tok, const TrainCo
   r.id_attention = torch::zeros({});
   r.answer_accuracy = masked_accuracy(logits, labels, answer);
   r.id_accuracy = masked_accuracy(logits, labels, id_step);
-  r.stop_accuracy = measured_accuracy(logits, labels, stop);
+  r.stop_accuracy = score_rows(logits, labels, stop, false).accuracy;
   r.tokens = n;
   return r;
 }
@@ -1439,10 +1453,10 @@ TrainSummary train_msa(const TrainConfig& cfg, bool quiet) {
         ++acc_key_match_n;
       }
       acc_id_name.add(l.id_name_accuracy);
-      acc_stop.add(l.stop_accuracy);
-      if (cfg.stop_weight > 0 && l.stop_accuracy >= 0) acc_stop_lm.add(l.stop_lm.item<double>());
       acc_id_name_first.add(l.id_name_first_accuracy);
       acc_id_name_later.add(l.id_name_later_accuracy);
+      acc_stop.add(l.stop_accuracy);
+      if (cfg.stop_weight > 0 && l.stop_accuracy >= 0) acc_stop_lm.add(l.stop_lm.item<double>());
       if (!l.id_memory_attention.empty()) {
         acc_id_attn.resize(l.id_memory_attention.size(), 0.0);
         for (size_t i = 0; i < acc_id_attn.size(); ++i) acc_id_attn[i] += l.id_memory_attention[i];
