@@ -10,7 +10,7 @@
 # column, stop, is the greedy accuracy on <End-of-Retrieve> after the last injected document (the
 # decision to answer; session 31). About 60 s per checkpoint and task on one thread.
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,8p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,11p "$0"; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 long=${LONG:-0}
@@ -24,9 +24,7 @@ import json, sys
 c = json.load(open('results/msa-small-copy/s23-value/train_config_q21.json'))
 c.update(init_from=sys.argv[1], out_dir=sys.argv[2] + '/run', lr=1e-9, min_lr=1e-9, warmup_steps=0, log_every=30)
 c['data'].update(task=sys.argv[3], seed=777)
-if sys.argv[4] == '1' and sys.argv[3] == 'pointer':
-    c['data'].update(doc_words_min=70, doc_words=110, min_docs=6, max_docs=10)
-if sys.argv[5] == '1' and sys.argv[3] == 'niah':
+if {'pointer': sys.argv[4], 'niah': sys.argv[5]}[sys.argv[3]] == '1':
     c['data'].update(doc_words_min=70, doc_words=110, min_docs=6, max_docs=10)
 print(json.dumps(c))
 Q
