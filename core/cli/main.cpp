@@ -843,7 +843,7 @@ int main(int argc, char** argv) {
                     "after training, copy probe of the latest checkpoint (without one: of init_from) on N held-out "
                     "samples of the config's data: the answer with the gold document in the context and no memory, "
                     "or for copy tasks the second copy (prints JSON: exact match, per-character accuracy, "
-                    "teacher-forced target NLL)");
+                    "teacher-forced target NLL and accuracy, overall and by place in the target)");
   train->footer("Examples:\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json --max-seconds 3000   # resume later\n"
@@ -933,6 +933,7 @@ int main(int argc, char** argv) {
                                    {"exact_match", static_cast<double>(p.exact) / p.samples},
                                    {"digit_accuracy", p.digit_accuracy}, {"target_nll", p.target_nll},
                                    {"target_token_accuracy", p.target_accuracy}, {"id_target_accuracy", p.id_target_accuracy},
+                                   {"target_accuracy_by_place", p.target_accuracy_by_place}, {"targets_by_place", p.targets_by_place},
                                    {"examples", ex}})
                                  .dump(1)
                                  .c_str());

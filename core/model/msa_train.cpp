@@ -1632,6 +1632,15 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
     const auto hit = logp.narrow(0, 0, end - 1).argmax(-1).masked_select(mask) == gold;
     const auto is_id = gold >= first_id;
     target_hits += hit.sum().item<int64_t>();
+    const auto hits = hit.to(torch::kInt64).contiguous();
+    for (int64_t k = 0; k < hits.size(0); ++k) {
+      if (static_cast<size_t>(k) >= r.targets_by_place.size()) {
+        r.targets_by_place.push_back(0);
+        r.target_accuracy_by_place.push_back(0);
+      }
+      ++r.targets_by_place[k];
+      r.target_accuracy_by_place[k] += static_cast<double>(hits[k].item<int64_t>());
+    }
     id_targets += is_id.sum().item<int64_t>();
     id_hits += (hit & is_id).sum().item<int64_t>();
     auto g = generate(model, {prompt}, o);
@@ -1646,6 +1655,7 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
   r.target_nll = nll_tokens ? nll / nll_tokens : 0;
   r.target_accuracy = nll_tokens ? static_cast<double>(target_hits) / nll_tokens : 0;
   if (id_targets > 0) r.id_target_accuracy = static_cast<double>(id_hits) / id_targets;
+  for (size_t k = 0; k < r.targets_by_place.size(); ++k) r.target_accuracy_by_place[k] /= r.targets_by_place[k];
   return r;
 }
 

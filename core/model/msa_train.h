@@ -265,6 +265,11 @@ struct CopyProbe {
   // tokens (-1: none). Copying ids shows here: a generated string with one id wrong is not exact,
   // and an id dropped shifts every later character of digit_accuracy.
   double target_accuracy = 0, id_target_accuracy = -1;
+  // target_accuracy by the target token's place in its sample's target (k = 0: the first byte of
+  // the word), and how many samples have a k-th token. Tells a copy that loses the word after a
+  // few letters from one that never finds it.
+  std::vector<double> target_accuracy_by_place;
+  std::vector<int64_t> targets_by_place;
   std::vector<std::pair<std::string, std::string>> examples;  // (gold, generated), first few
 };
 CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples);

@@ -245,6 +245,21 @@ TEST(MsaTrain, WarmStartGrowsTheVocabularyAndFollowsTheCurriculum) {
     EXPECT_LT(p.target_nll, 20.0);
     EXPECT_TRUE(p.target_accuracy >= 0 && p.target_accuracy < 1) << p.target_accuracy;
     EXPECT_EQ(p.id_target_accuracy, -1);  // a NIAH value has no id tokens
+    // by place: every sample has a first target token, fewer have later ones, and the places
+    // together are the overall accuracy
+    ASSERT_FALSE(p.targets_by_place.empty());
+    ASSERT_EQ(p.targets_by_place.size(), p.target_accuracy_by_place.size());
+    EXPECT_EQ(p.targets_by_place[0], 2);
+    double hits = 0;
+    int64_t n = 0;
+    for (size_t k = 0; k < p.targets_by_place.size(); ++k) {
+      if (k > 0) {
+        EXPECT_LE(p.targets_by_place[k], p.targets_by_place[k - 1]);
+      }
+      hits += p.target_accuracy_by_place[k] * p.targets_by_place[k];
+      n += p.targets_by_place[k];
+    }
+    EXPECT_NEAR(hits / n, p.target_accuracy, 1e-12);
     // without a checkpoint of its own a config probes its init_from: the same weights, the same probe
     auto from_init = c;
     from_init.out_dir = tmp("probe-init").string();
