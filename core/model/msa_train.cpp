@@ -1633,13 +1633,14 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
     const auto is_id = gold >= first_id;
     target_hits += hit.sum().item<int64_t>();
     const auto hits = hit.to(torch::kInt64).contiguous();
-    for (int64_t k = 0; k < hits.size(0); ++k) {
-      if (static_cast<size_t>(k) >= r.targets_by_place.size()) {
-        r.targets_by_place.push_back(0);
-        r.target_accuracy_by_place.push_back(0);
-      }
+    const auto places = static_cast<size_t>(hits.size(0));
+    if (places > r.targets_by_place.size()) {
+      r.targets_by_place.resize(places, 0);
+      r.target_accuracy_by_place.resize(places, 0.0);
+    }
+    for (size_t k = 0; k < places; ++k) {
       ++r.targets_by_place[k];
-      r.target_accuracy_by_place[k] += static_cast<double>(hits[k].item<int64_t>());
+      r.target_accuracy_by_place[k] += static_cast<double>(hits.data_ptr<int64_t>()[k]);
     }
     id_targets += is_id.sum().item<int64_t>();
     id_hits += (hit & is_id).sum().item<int64_t>();
