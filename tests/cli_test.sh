@@ -67,4 +67,12 @@ if $BIN report "$T/nothing-here" 2>"$T/err.txt"; then fail "report on missing di
 grep -q "nothing-here" "$T/err.txt" || fail "report error does not name the path"
 if $BIN run -d no_such_task -o "$T/x" 2>"$T/err.txt"; then fail "unknown dataset accepted"; fi
 [[ ! -e "$T/x" ]] || fail "failed run left an output directory"
+# train --checkpoint: a missing checkpoint is named and nothing is written; mixing it with a config is refused
+if $BIN train --checkpoint "$T/no-ck" --export "$T/model" 2>"$T/err.txt"; then fail "export of a missing checkpoint succeeded"; fi
+grep -q "no-ck.*no checkpoint to export" "$T/err.txt" || fail "export error: $(cat "$T/err.txt")"
+[[ ! -e "$T/model" ]] || fail "failed export left a model directory"
+if $BIN train --checkpoint "$T/no-ck" --export "$T/model" --probe 4 2>"$T/err.txt"; then fail "--checkpoint with --probe accepted"; fi
+grep -q "only exports" "$T/err.txt" || fail "--checkpoint misuse error: $(cat "$T/err.txt")"
+if $BIN train 2>"$T/err.txt"; then fail "train without --config accepted"; fi
+grep -q "needs --config" "$T/err.txt" || fail "train without config: $(cat "$T/err.txt")"
 echo "cli_test: all checks passed"

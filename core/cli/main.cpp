@@ -825,19 +825,24 @@ int main(int argc, char** argv) {
   binfo->footer("Example:\n  msabench bank info banks/c1");
 
   // train
-  std::string t_config, t_export;
+  std::string t_config, t_export, t_checkpoint;
   int64_t t_steps = 0, t_max_seconds = -1;
   bool t_quiet = false;
   int t_probe = 0;
   auto* train = app.add_subcommand("train", "train an MSA model (LM + routing loss), resumable from its checkpoint");
   train->add_option("-c,--config", t_config,
                     "training config JSON (every key: TrainConfig in core/model/msa_train.h; the shipped "
-                    "recipes: backends/msa/msa-small/)")->required();
+                    "recipes: backends/msa/msa-small/); required unless --checkpoint is given");
   train->add_option("--steps", t_steps,
                     "override the total number of optimizer steps (the cosine lr schedule follows it, so a "
                     "shorter --steps is a different run)");
   train->add_option("--max-seconds", t_max_seconds, "checkpoint and stop after this many seconds (resume later)");
-  train->add_option("--export", t_export, "after training, write the latest checkpoint as a bf16 model here");
+  train->add_option("--export", t_export,
+                    "after training, write the latest checkpoint (OUT_DIR/checkpoint, or --checkpoint) as a bf16 "
+                    "model here; an existing model there is replaced whole");
+  train->add_option("--checkpoint", t_checkpoint,
+                    "with --export and no --config: export this checkpoint directory (weights, config.json, "
+                    "trainer_state.json; e.g. a committed fp32 snapshot) instead of a config's OUT_DIR/checkpoint");
   train->add_flag("-q,--quiet", t_quiet, "no progress output");
   train->add_option("--probe", t_probe,
                     "after training, copy probe of the latest checkpoint (without one: of init_from) on N held-out "
@@ -849,6 +854,7 @@ int main(int argc, char** argv) {
                 "  msabench train -c backends/msa/msa-small/train_config.json --max-seconds 3000   # resume later\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json --steps 0 --export backends/msa/msa-small/model\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json --steps 0 --probe 64\n"
+                "  msabench train --checkpoint results/msa-small-copy/s32-copy/y4-3050 --export build/y4-model\n"
                 "Progress, loss and tokens/s go to stderr and OUT_DIR/log.jsonl; OUT_DIR/checkpoint holds the\n"
                 "weights, AdamW state and step, so running the same command again resumes.");
 
@@ -916,13 +922,22 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (train->parsed()) {
+      if (!t_checkpoint.empty()) {
+        if (!t_config.empty() || t_export.empty() || t_probe > 0 || train->count("--steps") || t_max_seconds >= 0)
+          throw Error("train --checkpoint DIR only exports DIR (with --export MODEL_DIR); to train, probe or "
+                      "export a run's own checkpoint, give --config instead");
+        export_trained_model(t_checkpoint, t_export);
+        std::printf("exported %s to %s\n", t_checkpoint.c_str(), t_export.c_str());
+        return 0;
+      }
+      if (t_config.empty()) throw Error("train needs --config FILE (or --checkpoint DIR --export MODEL_DIR)");
       TrainConfig cfg = TrainConfig::load(t_config);
       if (train->count("--steps")) cfg.steps = t_steps;
       if (t_max_seconds >= 0) cfg.max_seconds = t_max_seconds;
       TrainSummary sum;
       if (cfg.steps > 0) sum = train_msa(cfg, t_quiet);
       if (!t_export.empty()) {
-        export_trained_model(cfg.out_dir, t_export);
+        export_trained_model((fs::path(cfg.out_dir) / "checkpoint").string(), t_export);
         std::printf("exported %s/checkpoint to %s\n", cfg.out_dir.c_str(), t_export.c_str());
       }
       if (t_probe > 0) {

@@ -1,6 +1,7 @@
 #include "core/model/msa_train.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -1660,25 +1661,38 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
   return r;
 }
 
-void export_trained_model(const std::string& out_dir, const std::string& model_dir) {
-  const fs::path ck = fs::path(out_dir) / "checkpoint";
-  if (!fs::exists(ck / "trainer_state.json")) throw Error(ck.string() + ": no checkpoint to export");
+void export_trained_model(const std::string& checkpoint_dir, const std::string& model_dir) {
+  const fs::path ck(checkpoint_dir);
+  if (!fs::exists(ck / "trainer_state.json"))
+    throw Error(ck.string() + ": no checkpoint to export (trainer_state.json missing)");
   Qwen3Model m = Qwen3Model::load(ck.string());
   json state = json::parse(read_file((ck / "trainer_state.json").string()));
-  fs::create_directories(model_dir);
-  m.save(model_dir, "bfloat16");
-  write_json_atomic((fs::path(model_dir) / "tokenizer_spec.json").string(),
-                    {{"tokenizer", state.value("tokenizer", std::string("bytes"))}});
-  write_json_atomic((fs::path(model_dir) / "trainer_state.json").string(), state);
-  // The trainer routes by cosine similarity (the paper's rule); the engine default for this config
-  // would be the scaled dot product, so the model records how it must be served.
-  // It also records the question position it was trained at (sample_loss: MsaOptions' 3 + 16), which
-  // the backend keeps for any top-k.
-  // And the number of documents it was trained to attend to (train_top_k), its default topk.
-  json hints = {{"routing", "cosine"}, {"query_position", MsaOptions::from_config(m.config()).query_position_start}};
-  if (state.contains("train_config") && state["train_config"].contains("train_top_k"))
-    hints["topk"] = state["train_config"]["train_top_k"];
-  write_json_atomic((fs::path(model_dir) / "msabench_inference.json").string(), hints);
+  // Written beside the target and swapped in whole, so a failed export leaves the old model as it was.
+  const fs::path target = fs::absolute(model_dir).lexically_normal();
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  const std::string staging = target.string() + ".export-" + std::to_string(::getpid());
+  fs::remove_all(staging);
+  fs::create_directories(staging);
+  try {
+    m.save(staging, "bfloat16");
+    write_json_atomic((fs::path(staging) / "tokenizer_spec.json").string(),
+                      {{"tokenizer", state.value("tokenizer", std::string("bytes"))}});
+    write_json_atomic((fs::path(staging) / "trainer_state.json").string(), state);
+    // The trainer routes by cosine similarity (the paper's rule); the engine default for this config
+    // would be the scaled dot product, so the model records how it must be served.
+    // It also records the question position it was trained at (sample_loss: MsaOptions' 3 + 16), which
+    // the backend keeps for any top-k.
+    // And the number of documents it was trained to attend to (train_top_k), its default topk.
+    json hints = {{"routing", "cosine"}, {"query_position", MsaOptions::from_config(m.config()).query_position_start}};
+    if (state.contains("train_config") && state["train_config"].contains("train_top_k"))
+      hints["topk"] = state["train_config"]["train_top_k"];
+    write_json_atomic((fs::path(staging) / "msabench_inference.json").string(), hints);
+    replace_directory_atomic(staging, target.string());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    throw;
+  }
 }
 
 }  // namespace msabench

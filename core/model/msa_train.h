@@ -278,7 +278,9 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples);
 // "[id]" tokens of its trained retrieval steps after the first. Exposed for tests.
 std::vector<int64_t> later_naming_targets(const TextTokenizer& tok, const TrainingSample& s);
 
-// Writes the latest checkpoint as a shippable model (bf16 weights, config, tokenizer spec).
-void export_trained_model(const std::string& out_dir, const std::string& model_dir);
+// Writes a checkpoint directory (a run's OUT_DIR/checkpoint, or a committed fp32 snapshot with its
+// trainer_state.json) as a shippable model: bf16 weights, config, tokenizer spec, serving hints.
+// model_dir is replaced whole (staged beside it, then swapped in).
+void export_trained_model(const std::string& checkpoint_dir, const std::string& model_dir);
 
 }  // namespace msabench

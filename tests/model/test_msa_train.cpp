@@ -155,7 +155,7 @@ TEST(MsaTrain, ResumeIsBitwiseEqualToAnUninterruptedRun) {
   // Already at the planned steps: nothing runs, and the summary says so.
   EXPECT_EQ(train_msa(full, true).steps_run, 0);
   EXPECT_EQ(sb.steps_run, 3);
-  export_trained_model(a.string(), (a / "model").string());
+  export_trained_model((a / "checkpoint").string(), (a / "model").string());
   auto shipped = Qwen3Model::load((a / "model").string());
   EXPECT_EQ(shipped.config().torch_dtype, "bfloat16");
   EXPECT_TRUE(fs::exists(a / "model" / "tokenizer_spec.json"));
@@ -164,6 +164,21 @@ TEST(MsaTrain, ResumeIsBitwiseEqualToAnUninterruptedRun) {
   EXPECT_EQ(hints.value("routing", ""), "cosine");
   EXPECT_EQ(hints.value("topk", 0), full.train_top_k);
   EXPECT_EQ(hints.value("query_position", -1), 19);
+  // A failed export names the checkpoint and leaves the model as it was; a second export replaces
+  // it whole and leaves no staging directory behind.
+  try {
+    export_trained_model((a / "no-checkpoint").string(), (a / "model").string());
+    ADD_FAILURE() << "exported a missing checkpoint";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no-checkpoint"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(a / "model" / "model.safetensors"));
+  fs::remove(a / "model" / "tokenizer_spec.json");
+  export_trained_model((a / "checkpoint").string(), (a / "model").string());
+  EXPECT_TRUE(fs::exists(a / "model" / "tokenizer_spec.json"));
+  EXPECT_TRUE(torch::equal(Qwen3Model::load((a / "model").string()).embed_tokens, shipped.embed_tokens));
+  for (const auto& e : fs::directory_iterator(a))
+    EXPECT_EQ(e.path().filename().string().find("model.export-"), std::string::npos) << e.path();
   fs::remove_all(a);
   fs::remove_all(b);
 }
