@@ -225,20 +225,6 @@ struct SampleLoss {
   int64_t tokens = 0;
 };
 
-// Greedy next-token accuracy of logits [L, V] on the positions where mask is set (0 if none).
-double masked_accuracy(const torch::Tensor& logits, const std::vector<int64_t>& labels, const std::vector<uint8_t>& mask) {
-  torch::NoGradGuard ng;
-  auto pred = logits.argmax(-1);
-  auto pa = pred.accessor<int64_t, 1>();
-  int64_t hit = 0, n = 0;
-  for (int64_t i = 0; i < pa.size(0); ++i)
-    if (mask[i]) {
-      ++n;
-      hit += pa[i] == labels[i];
-    }
-  return n ? static_cast<double>(hit) / n : 0.0;
-}
-
 // Greedy accuracy (-1: no row) and, when with_ce, mean CE over the few rows mask selects, from those
 // rows' logits alone: a full-width argmax or CE per sample for one or two rows is the hot path's cost.
 struct RowScore {
@@ -260,6 +246,13 @@ RowScore score_rows(const torch::Tensor& logits, const std::vector<int64_t>& lab
   r.accuracy = (picked.detach().argmax(-1) == y).to(torch::kFloat64).mean().item<double>();
   if (with_ce) r.ce = torch::nn::functional::cross_entropy(picked, y);
   return r;
+}
+
+// Greedy next-token accuracy of logits [L, V] on the positions where mask is set (0 if none), from
+// those rows alone.
+double masked_accuracy(const torch::Tensor& logits, const std::vector<int64_t>& labels, const std::vector<uint8_t>& mask) {
+  torch::NoGradGuard ng;
+  return std::max(0.0, score_rows(logits, labels, mask, false).accuracy);
 }
 
 // Causal attention of each document within itself, one document at a time: the batched form pads
