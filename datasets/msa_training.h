@@ -69,7 +69,7 @@ struct TrainingSample {
 
 struct TrainingDataConfig {
   std::string task = "niah";     // niah | twohop | pointer | pointer_read (the pointer's reading and answer, dense) | mix | repeat, repeat_chars, copy_chars, copy_ids, copy_only_ids, copy_find, periodic, copy_mix, niah_copy, kv_direct, kv_question, lookup_chars, induct_chars (copy and lookup warm-ups for the "lm" objective)
-  int min_docs = 8, max_docs = 32;
+  int min_docs = 8, max_docs = 32;  // documents per sample; pointer_read has 2 per round (copy_pairs) instead
   int doc_words = 40;            // haystack words per document (about); the most when doc_words_min > 0
   int doc_words_min = 0;         // > 0: each document draws its length from [doc_words_min, doc_words]
   // > 0: document ids are distinct random numbers below R, R log-uniform in [ndocs, max_doc_id], so
