@@ -1661,7 +1661,10 @@ void export_trained_model(const std::string& checkpoint_dir, const std::string& 
   Qwen3Model m = Qwen3Model::load(ck.string());
   json state = json::parse(read_file((ck / "trainer_state.json").string()));
   // Written beside the target and swapped in whole, so a failed export leaves the old model as it was.
-  const fs::path target = fs::absolute(model_dir).lexically_normal();
+  fs::path target = fs::absolute(model_dir).lexically_normal();
+  if (target.filename().empty()) target = target.parent_path();  // "dir/": the staging goes beside dir, not in it
+  if (fs::exists(target) && fs::equivalent(target, ck))
+    throw Error(target.string() + ": the export would replace the checkpoint it reads; export elsewhere");
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
   const std::string staging = target.string() + ".export-" + std::to_string(::getpid());
   fs::remove_all(staging);

@@ -177,8 +177,15 @@ TEST(MsaTrain, ResumeIsBitwiseEqualToAnUninterruptedRun) {
   export_trained_model((a / "checkpoint").string(), (a / "model").string());
   EXPECT_TRUE(fs::exists(a / "model" / "tokenizer_spec.json"));
   EXPECT_TRUE(torch::equal(Qwen3Model::load((a / "model").string()).embed_tokens, shipped.embed_tokens));
+  // a target written with a trailing slash is staged beside it too; the checkpoint itself is refused
+  export_trained_model((a / "checkpoint").string(), (a / "model").string() + "/");
+  EXPECT_TRUE(fs::exists(a / "model" / "model.safetensors"));
+  EXPECT_THROW(export_trained_model((a / "checkpoint").string(), (a / "checkpoint").string()), Error);
+  EXPECT_TRUE(fs::exists(a / "checkpoint" / "trainer_state.json"));
   for (const auto& e : fs::directory_iterator(a))
     EXPECT_EQ(e.path().filename().string().find("model.export-"), std::string::npos) << e.path();
+  for (const auto& e : fs::directory_iterator(a / "model"))
+    EXPECT_EQ(e.path().filename().string().find(".export-"), std::string::npos) << e.path();
   fs::remove_all(a);
   fs::remove_all(b);
 }
