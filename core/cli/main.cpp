@@ -852,7 +852,7 @@ int main(int argc, char** argv) {
   train->footer("Examples:\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json --max-seconds 3000   # resume later\n"
-                "  msabench train -c backends/msa/msa-small/train_config.json --steps 0 --export backends/msa/msa-small/model\n"
+                "  msabench train -c backends/msa/msa-small/train_config.json --steps 0 --export build/stage1-model\n"
                 "  msabench train -c backends/msa/msa-small/train_config.json --steps 0 --probe 64\n"
                 "  msabench train --checkpoint results/msa-small-copy/s32-copy/y4-3050 --export build/y4-model\n"
                 "Progress, loss and tokens/s go to stderr and OUT_DIR/log.jsonl; OUT_DIR/checkpoint holds the\n"
