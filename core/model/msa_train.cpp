@@ -1620,24 +1620,27 @@ CopyProbe probe_answer_copy(const TrainConfig& cfg, int samples) {
     const auto logp = torch::log_softmax(model.forward(ids, torch::arange(ids.size(1), torch::kInt64).unsqueeze(0))[0], -1);
     const auto mask = torch::tensor(std::vector<int64_t>(target.begin(), target.end() - 1), torch::kInt64).to(torch::kBool);
     const auto next = ids[0].narrow(0, 1, end - 1).unsqueeze(1);
-    nll -= logp.narrow(0, 0, end - 1).gather(1, next).squeeze(1).masked_select(mask).to(torch::kFloat64).sum().item<double>();
-    nll_tokens += mask.sum().item<int64_t>();
+    const auto rows = logp.narrow(0, 0, end - 1);
+    nll -= rows.gather(1, next).squeeze(1).masked_select(mask).to(torch::kFloat64).sum().item<double>();
     const auto gold = next.squeeze(1).masked_select(mask);
-    const auto hit = logp.narrow(0, 0, end - 1).argmax(-1).masked_select(mask) == gold;
-    const auto is_id = gold >= first_id;
-    target_hits += hit.sum().item<int64_t>();
-    const auto hits = hit.to(torch::kInt64).contiguous();
+    // Greedy hits and id flags of the target tokens, read once: every count below comes from them.
+    const auto hits = (rows.argmax(-1).masked_select(mask) == gold).to(torch::kInt64).contiguous();
+    const auto is_id = (gold >= first_id).to(torch::kInt64).contiguous();
+    const int64_t* hit = hits.data_ptr<int64_t>();
+    const int64_t* id = is_id.data_ptr<int64_t>();
     const auto places = static_cast<size_t>(hits.size(0));
+    nll_tokens += static_cast<int64_t>(places);
     if (places > r.targets_by_place.size()) {
       r.targets_by_place.resize(places, 0);
       r.target_accuracy_by_place.resize(places, 0.0);
     }
     for (size_t k = 0; k < places; ++k) {
       ++r.targets_by_place[k];
-      r.target_accuracy_by_place[k] += static_cast<double>(hits.data_ptr<int64_t>()[k]);
+      r.target_accuracy_by_place[k] += static_cast<double>(hit[k]);
+      target_hits += hit[k];
+      id_targets += id[k];
+      id_hits += hit[k] & id[k];
     }
-    id_targets += is_id.sum().item<int64_t>();
-    id_hits += (hit & is_id).sum().item<int64_t>();
     auto g = generate(model, {prompt}, o);
     const auto& out = g.tokens[0];
     const std::string text = tok->decode(std::vector<int32_t>(out.begin(), out.end()), true);
